@@ -1,0 +1,38 @@
+# xlt-bench developer commands. `make install` then `make bench`; `make test` runs the whole suite offline.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+
+.PHONY: install bench test test-fast bench-pytest bench-ci gate clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	# torch first and pinned, so pip takes the CPU wheel instead of resolving a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "installed: run 'make bench' (or '$(BIN)/xlt-bench --help')"
+
+bench:
+	$(BIN)/xlt-bench run --config benchmarks/default.toml --out results/bench
+
+test:
+	XLT_SHARED=$(SHARED) $(BIN)/python -m pytest -q
+
+test-fast:
+	XLT_SHARED=$(SHARED) $(BIN)/python -m pytest -q -m "not slow"
+
+bench-pytest:
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-storage=results/pytest-benchmark --benchmark-autosave -q
+
+bench-ci:
+	$(BIN)/xlt-bench run --config benchmarks/ci.toml --out results/ci
+
+gate: bench-ci
+	$(BIN)/xlt-bench gate --baseline results/baseline/results.json --current results/ci
+
+clean:
+	rm -rf results/bench results/ci .xlt_cache

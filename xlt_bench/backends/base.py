@@ -1,0 +1,62 @@
+"""The backend contract (DESIGN §5): load, run a batch, say whether padding is needed.
+
+The profiler drives a backend in three steps so that host->device copies and output fetches stay outside the
+timed region: `prepare` (inputs to device-ready form), `forward` (the timed call), `fetch` (to float32 numpy).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+from ..models import ModelBundle
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    # (device, dtype) pairs this backend can run.
+    supported: ClassVar[frozenset[tuple[str, str]]]
+    # True when the backend executes rectangular padded batches (all of ours today).
+    needs_padding: ClassVar[bool] = True
+    # True when a new input shape triggers a recompilation (reported; warm-up covers it).
+    recompiles_per_shape: ClassVar[bool] = False
+    # Library whose GEMM peak the MFU of this backend is measured against ("torch" or "onnxruntime").
+    gemm_library: ClassVar[str] = "torch"
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", dtype: str = "fp32",
+                 threads: int | None = None, cache_dir: str = ".xlt_cache"):
+        self.check_supported(device, dtype)
+        self.bundle, self.device, self.dtype, self.threads, self.cache_dir = bundle, device, dtype, threads, cache_dir
+        self.notes: list[str] = []
+
+    @classmethod
+    def check_supported(cls, device: str, dtype: str) -> None:
+        if (device, dtype) not in cls.supported:
+            combos = ", ".join(f"{d}/{t}" for d, t in sorted(cls.supported))
+            raise InputError(f"backend '{cls.name}' cannot run {device}/{dtype}; supported: {combos}",
+                             field="dtype" if any(d == device for d, _ in cls.supported) else "device")
+
+    @abstractmethod
+    def load(self) -> None:
+        """Build/compile/export whatever the backend needs. Not timed as inference."""
+
+    @abstractmethod
+    def prepare(self, inputs: dict[str, np.ndarray]) -> Any:
+        """Turn int64 numpy arrays (input_ids, attention_mask[, token_type_ids]) into device-ready inputs."""
+
+    @abstractmethod
+    def forward(self, prepared: Any) -> Any:
+        """Run one batch; this is the timed call. May return before a GPU finishes (see synchronize)."""
+
+    @abstractmethod
+    def fetch(self, output: Any) -> np.ndarray:
+        """The output as a float32 numpy array (logits or embeddings)."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (CUDA); a no-op on CPU."""
+
+    def close(self) -> None:
+        """Release sessions/models."""

@@ -1,0 +1,53 @@
+"""Eager PyTorch: the reference backend (fp32 on CPU is what agreement is measured against)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import Backend
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def torch_inputs(inputs: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in inputs.items()}
+
+
+class EagerBackend(Backend):
+    name = "eager"
+    supported = frozenset({("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"),
+                           ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
+
+    def load(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        module = self.bundle.module.eval()
+        if self.dtype == "int8":
+            # Dynamic quantisation of the Linear layers: int8 weights, activations quantised per batch.
+            module = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+        elif self.dtype in ("bf16", "fp16"):
+            module = _copy_module(module).to(TORCH_DTYPES[self.dtype])
+        self.module = module.to(self.device)
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return torch_inputs(inputs, self.device)
+
+    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(**prepared)
+
+    def fetch(self, output: Any) -> np.ndarray:
+        return output.detach().float().cpu().numpy()
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+
+def _copy_module(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+    return copy.deepcopy(module)

@@ -1,0 +1,156 @@
+"""Run configuration: one frozen dataclass, validated at construction, filled from TOML and/or the CLI.
+
+Option names are the DESIGN §2 contract. List options accept a comma-separated string or a list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+BATCHINGS = ("static", "static-longest", "dynamic")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("fp32", "bf16", "fp16", "int8")
+BACKEND_NAMES = ("eager", "torchscript", "onnxruntime")
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(str(v).strip() for v in value)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "xlmr-base"
+    tokenizer: str | None = None
+    data: str = "synthetic"
+    tasks: tuple[str, ...] = ("xnli", "pawsx")
+    langs: tuple[str, ...] = ("all",)
+    limit: int | None = None
+    backends: tuple[str, ...] = ("eager", "torchscript", "onnxruntime")
+    batching: tuple[str, ...] = ("static", "dynamic")
+    batch_size: int = 32
+    max_length: int = 128
+    max_tokens: int = 4096
+    pad_multiple: int = 8
+    device: str = "cpu"
+    dtype: tuple[str, ...] = ("fp32",)
+    threads: int | None = None
+    out: str | None = None
+    seed: int = 0
+    # Timing discipline: a short language is repeated until both are met.
+    min_seconds: float = 0.0
+    min_repeats: int = 1
+    # Fixed-shape mode "B,L": synthetic batches of one shape, for comparison with other tools.
+    shape: tuple[int, int] | None = None
+    # Testing aid for the gate: sleep this long inside every timed batch.
+    inject_delay_ms: float = 0.0
+    # Choose dynamic batch boundaries with a cost model measured per backend at start-up.
+    cost_model: bool = True
+    cache_dir: str = ".xlt_cache"
+    source: str = field(default="defaults", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("tasks", "langs", "backends", "batching", "dtype"):
+            object.__setattr__(self, name, _as_tuple(getattr(self, name)))
+        if isinstance(self.shape, str):
+            object.__setattr__(self, "shape", _parse_shape(self.shape, self.source))
+        elif self.shape is not None:
+            object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
+        self._validate()
+
+    def _fail(self, field_name: str, reason: str) -> None:
+        raise InputError(reason, file=self.source, field=field_name)
+
+    def _validate(self) -> None:
+        self._check_choices("batching", self.batching, BATCHINGS)
+        self._check_choices("dtype", self.dtype, DTYPES)
+        self._check_choices("backends", self.backends, BACKEND_NAMES)
+        if self.device not in DEVICES:
+            self._fail("device", f"'{self.device}' is not one of {', '.join(DEVICES)}")
+        for name in ("batch_size", "max_length", "max_tokens", "pad_multiple", "min_repeats"):
+            if int(getattr(self, name)) < 1:
+                self._fail(name, "must be a positive integer")
+        if self.max_tokens < self.max_length:
+            self._fail("max_tokens", f"must be at least max_length ({self.max_length}) so every sequence fits a batch")
+        if self.limit is not None and self.limit < 1:
+            self._fail("limit", "must be a positive integer")
+        if self.threads is not None and self.threads < 1:
+            self._fail("threads", "must be a positive integer")
+        if self.min_seconds < 0 or self.inject_delay_ms < 0:
+            self._fail("min_seconds", "timing options must not be negative")
+        if not self.tasks:
+            self._fail("tasks", "at least one task is required")
+        if not (self.data in ("synthetic", "hf") or self.data.startswith("local:")):
+            self._fail("data", f"'{self.data}' is not 'synthetic', 'hf' or 'local:DIR'")
+        if self.shape is not None and (len(self.shape) != 2 or min(self.shape) < 1):
+            self._fail("shape", "expected B,L with two positive integers")
+
+    def _check_choices(self, name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+        if not values:
+            self._fail(name, f"at least one of {', '.join(allowed)} is required")
+        for v in values:
+            if v not in allowed:
+                self._fail(name, f"'{v}' is not one of {', '.join(allowed)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _parse_shape(text: str, source: str) -> tuple[int, int]:
+    try:
+        b, l = (int(p) for p in text.split(","))
+    except ValueError:
+        raise InputError(f"'{text}' is not B,L (e.g. 8,64)", file=source, field="shape") from None
+    return b, l
+
+
+FIELD_NAMES = {f.name for f in fields(RunConfig)} - {"source"}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a [run] table (or top-level keys) from TOML; option names may use '-' or '_'."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("config file not found", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", file=str(path)) from None
+    table = doc.get("run", doc)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in FIELD_NAMES:
+            raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=str(path), field=key)
+        values[name] = value
+    return values
+
+
+def build_config(toml_path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """TOML first, then CLI overrides (None means 'not given'); both fill the same dataclass."""
+    values: dict[str, Any] = {}
+    source = "command line"
+    if toml_path:
+        values.update(load_toml(toml_path))
+        source = str(toml_path)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    try:
+        return RunConfig(source=source, **values)
+    except TypeError as exc:
+        raise InputError(str(exc), file=source) from None

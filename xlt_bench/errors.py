@@ -1,0 +1,23 @@
+"""Errors the CLI turns into exit codes (DESIGN §2): bad input is exit 2, a gate regression exit 1."""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input or config. The message names the file, line and field where they are known."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str, *, file: str | None = None, line: int | None = None, field: str | None = None):
+        self.reason, self.file, self.line, self.field = reason, file, line, field
+        where = ""
+        if file is not None:
+            where = f"{file}:{line}: " if line is not None else f"{file}: "
+        what = f"field '{field}': " if field else ""
+        super().__init__(f"{where}{what}{reason}")
+
+
+class RegressionFound(Exception):
+    """The gate found at least one regression."""
+
+    exit_code = 1

@@ -1,0 +1,154 @@
+"""Models: offline presets (published architectures, seeded random weights) or any HF id / local directory.
+
+Every model is wrapped in `BenchEncoder`, whose forward takes (input_ids, attention_mask[, token_type_ids]) and
+returns one tensor, so every backend (eager, TorchScript, ONNX) runs exactly the same graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import InputError
+
+# Published architectures. Sources: the config.json files of FacebookAI/xlm-roberta-base, FacebookAI/xlm-roberta-large
+# and google-bert/bert-base-multilingual-cased on the Hugging Face hub.
+PRESETS: dict[str, dict[str, Any]] = {
+    "xlmr-base": dict(family="xlm-roberta", vocab_size=250002, hidden_size=768, num_hidden_layers=12,
+                      num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
+                      type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
+    "xlmr-large": dict(family="xlm-roberta", vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
+                       num_attention_heads=16, intermediate_size=4096, max_position_embeddings=514,
+                       type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
+    "mbert-base": dict(family="bert", vocab_size=119547, hidden_size=768, num_hidden_layers=12,
+                       num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512,
+                       type_vocab_size=2, pad_token_id=0),
+    # Tiny 2-layer variants for tests: same vocabularies and embedding layout, small hidden size.
+    "tiny-xlmr": dict(family="xlm-roberta", vocab_size=250002, hidden_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=514,
+                      type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
+    "tiny-mbert": dict(family="bert", vocab_size=119547, hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+                       type_vocab_size=2, pad_token_id=0),
+}
+
+# What the model's output means, by task kind (see tasks.py).
+HEAD_FOR_KIND = {"pair": "sequence", "multiple_choice": "sequence", "tagging": "token",
+                 "qa": "span", "retrieval": "pooled"}
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model and the facts the rest of the pipeline needs about it."""
+
+    name: str                 # preset name, HF id or directory, as the user gave it
+    module: nn.Module         # a BenchEncoder
+    config: Any               # the transformers config
+    head: str                 # sequence | token | span | pooled
+    num_labels: int
+    trained_head: bool        # False for random-weight presets: accuracy is then null
+    is_preset: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.vocab_size)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.config.pad_token_id if self.config.pad_token_id is not None else 0)
+
+    @property
+    def type_vocab_size(self) -> int:
+        return int(getattr(self.config, "type_vocab_size", 1) or 1)
+
+    @property
+    def max_positions(self) -> int:
+        # RoBERTa-style models offset positions by pad_id + 1.
+        offset = self.pad_id + 1 if self.config.model_type in ("xlm-roberta", "roberta") else 0
+        return int(self.config.max_position_embeddings) - offset
+
+    @property
+    def takes_token_types(self) -> bool:
+        return self.type_vocab_size > 1
+
+
+class BenchEncoder(nn.Module):
+    """Wraps a transformers model so every backend sees the same single-tensor output."""
+
+    def __init__(self, model: nn.Module, head: str):
+        super().__init__()
+        self.model = model
+        self.head = head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        out = self.model(**kwargs, return_dict=False)
+        if self.head == "pooled":
+            # Mean over real tokens: the sentence embedding used for retrieval and alignment.
+            hidden = out[0]
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        if self.head == "span":
+            return torch.stack((out[0], out[1]), dim=-1)  # [B, L, 2]: start and end logits
+        return out[0]
+
+
+def _auto_class(head: str):
+    import transformers as tf
+    return {"sequence": tf.AutoModelForSequenceClassification, "token": tf.AutoModelForTokenClassification,
+            "span": tf.AutoModelForQuestionAnswering, "pooled": tf.AutoModel}[head]
+
+
+def preset_config(name: str, num_labels: int = 2):
+    from transformers import BertConfig, XLMRobertaConfig
+    spec = dict(PRESETS[name])
+    family = spec.pop("family")
+    cls = XLMRobertaConfig if family == "xlm-roberta" else BertConfig
+    # Eager attention: identical maths on every backend, and it traces/exports without SDPA special cases.
+    cfg = cls(**spec, num_labels=num_labels, attn_implementation="eager")
+    return cfg
+
+
+def build_model(name: str, kind: str, num_labels: int, seed: int = 0) -> ModelBundle:
+    """Build a preset with seeded random weights, or load an HF id / local directory with the Auto classes."""
+    head = HEAD_FOR_KIND[kind]
+    if head == "pooled":
+        num_labels = 0
+    if name in PRESETS:
+        cfg = preset_config(name, max(num_labels, 1))
+        torch.manual_seed(seed)
+        model = _auto_class(head).from_config(cfg, attn_implementation="eager")
+        model.eval()
+        return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=cfg, head=head,
+                           num_labels=num_labels, trained_head=False, is_preset=True,
+                           notes=[f"{name}: published architecture with seeded random weights (seed {seed}); "
+                                  "accuracy is not meaningful and is reported as null"])
+    return load_pretrained(name, head, num_labels)
+
+
+def load_pretrained(name: str, head: str, num_labels: int) -> ModelBundle:
+    from transformers import AutoConfig
+    try:
+        cfg = AutoConfig.from_pretrained(name, trust_remote_code=False)
+    except OSError as exc:
+        raise InputError(f"cannot load model '{name}': not a preset ({', '.join(PRESETS)}), "
+                         f"nor a local directory or reachable Hugging Face id ({exc.__class__.__name__})",
+                         field="model") from None
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "attn_implementation": "eager"}
+    if head in ("sequence", "token") and num_labels and getattr(cfg, "num_labels", None) != num_labels:
+        kwargs.update(num_labels=num_labels, ignore_mismatched_sizes=True)
+    model, info = _auto_class(head).from_pretrained(name, output_loading_info=True, **kwargs)
+    model.eval()
+    fresh = [k for k in info.get("missing_keys", []) + [m[0] for m in info.get("mismatched_keys", [])]]
+    head_fresh = any(k.split(".")[0] in ("classifier", "qa_outputs", "score") for k in fresh)
+    trained = head == "pooled" or not head_fresh
+    notes = [] if trained else [f"{name}: the task head was not in the checkpoint (randomly initialised); accuracy is null"]
+    return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=model.config, head=head,
+                       num_labels=num_labels, trained_head=trained, is_preset=False, notes=notes)

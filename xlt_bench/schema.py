@@ -1,0 +1,104 @@
+"""The results file contract (DESIGN §4): row fields, atomic writes, loading with validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+SCHEMA_VERSION = 1
+
+# Every row has at least these keys (null where a value is not meaningful, never a placeholder number).
+ROW_FIELDS = (
+    "task", "lang", "model", "backend", "device", "dtype", "batching",
+    "n_examples", "n_batches", "real_tokens", "padded_tokens", "padding_waste",
+    "wall_s", "throughput_seq_s", "throughput_tok_s",
+    "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+    "flops_useful", "flops_executed", "mfu", "accuracy", "agreement",
+)
+
+# A row is identified by these; the gate and compare match rows on them.
+ROW_KEY = ("task", "lang", "backend", "dtype", "batching")
+
+ALL_LANGS = "ALL"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def results_document(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "run": run, "rows": rows}
+
+
+def write_results(path: str | os.PathLike, run: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    for i, row in enumerate(rows):
+        missing = [f for f in ROW_FIELDS if f not in row]
+        if missing:
+            raise ValueError(f"row {i} lacks fields {missing}")
+    atomic_write_text(path, json.dumps(results_document(run, rows), indent=1, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars reach here; turn them into plain numbers.
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def resolve_results_path(path: str | os.PathLike) -> Path:
+    """Accept a run directory or a results.json path."""
+    path = Path(path)
+    return path / "results.json" if path.is_dir() else path
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate a results.json (or a run directory holding one)."""
+    file = resolve_results_path(path)
+    if not file.exists():
+        raise InputError("no results.json here (is the run directory right, or was the run interrupted?)", file=str(file))
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", file=str(file), line=exc.lineno) from None
+    if not isinstance(doc, dict) or "schema_version" not in doc:
+        raise InputError("not an xlt-bench results file", file=str(file), field="schema_version")
+    if doc["schema_version"] != SCHEMA_VERSION:
+        raise InputError(f"schema_version {doc['schema_version']} is not supported (expected {SCHEMA_VERSION})",
+                         file=str(file), field="schema_version")
+    if doc.get("run", {}).get("incomplete"):
+        raise InputError("this run was interrupted and is marked incomplete", file=str(file), field="run.incomplete")
+    for i, row in enumerate(doc.get("rows", [])):
+        missing = [f for f in ROW_FIELDS if f not in row]
+        if missing:
+            raise InputError(f"row {i} lacks {missing}", file=str(file), field="rows")
+    return doc
