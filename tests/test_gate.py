@@ -1,0 +1,231 @@
+"""Gate decisions on hand-made result documents; every expected number is worked out by hand in the comments."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from xlt_bench.errors import InputError
+from xlt_bench.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, check_compatible, compare_runs, parse_check, speedups
+from xlt_bench.schema import ROW_FIELDS, SCHEMA_VERSION, load_results
+
+
+def make_row(batching: str, tok_s: float, waste: float, mfu: float | None, lang: str = "ALL",
+             backend: str = "eager") -> dict:
+    row = {f: None for f in ROW_FIELDS}
+    row.update(task="xnli", lang=lang, model="xlmr-base", backend=backend, device="cpu", dtype="fp32",
+               batching=batching, throughput_tok_s=tok_s, padding_waste=waste, mfu=mfu)
+    return row
+
+
+def make_doc(rows: list[dict], **config_changes) -> dict:
+    config = {"model": "xlmr-base", "tokenizer": None, "data": "synthetic", "limit": 64, "tasks": ["xnli"],
+              "langs": ["en", "th"], "batch_size": 32, "max_length": 128, "max_tokens": 4096, "pad_multiple": 8,
+              "device": "cpu", "dtype": ["fp32"], "shape": None, "threads": 2, "min_seconds": 0.0,
+              "min_repeats": 1, "cost_model": True, "inject_delay_ms": 0.0}
+    config.update(config_changes)
+    env = {"cpu_model": "Test CPU 3000", "torch_threads": 2, "gpu_name": None}
+    return {"schema_version": SCHEMA_VERSION, "run": {"id": "r", "config": config, "env": env}, "rows": rows}
+
+
+@pytest.fixture
+def baseline() -> dict:
+    # speedup = 3000 / 1000 = 3.0 ; waste static 0.60, dynamic 0.05 ; mfu 0.10 / 0.25
+    return make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 3000.0, 0.05, 0.25)])
+
+
+def statuses(result) -> dict:
+    return {(r["key"], r["metric"]): r["status"] for r in result.rows}
+
+
+def test_identical_runs_pass_every_default_check(baseline):
+    result = compare_runs(baseline, copy.deepcopy(baseline), DEFAULT_CHECKS)
+    # speedup: 1 key ; padding_waste: 2 ; mfu: 2
+    assert len(result.rows) == 5
+    assert result.exit_code == 0 and result.failures == []
+    assert "gate passed" in result.table()
+
+
+def test_machine_twice_slower_everywhere_still_passes(baseline):
+    # Noise scales every absolute number alike: the speedup ratio is unchanged (1500/500 = 3.0).
+    # MFU also halves here, so only gate the within-run ratio and the deterministic waste.
+    current = make_doc([make_row("static", 500.0, 0.60, 0.10), make_row("dynamic", 1500.0, 0.05, 0.25)])
+    result = compare_runs(baseline, current, [KNOWN_METRICS["speedup"], KNOWN_METRICS["padding_waste"]])
+    assert result.exit_code == 0
+    # The opt-in absolute check sees the halving: -50% is worse than a 40% allowance.
+    absolute = compare_runs(baseline, current, [parse_check("throughput_tok_s:0.4")])
+    assert absolute.exit_code == 1
+    assert {r["change"] for r in absolute.rows} == {-0.5}
+
+
+def test_speedup_regression_fails_and_names_the_metric(baseline):
+    # dynamic lost its edge: 2000/1000 = 2.0 vs 3.0 -> change -33.3% > 20% allowed.
+    current = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 2000.0, 0.05, 0.25)])
+    result = compare_runs(baseline, current, [Check("speedup", 0.20, higher_is_better=True)])
+    assert result.exit_code == 1
+    row = result.rows[0]
+    assert row["key"] == "xnli/ALL/eager/fp32/dynamic/static"
+    assert (row["baseline"], row["current"]) == (3.0, 2.0)
+    assert row["change"] == pytest.approx(-1 / 3)
+    assert row["status"] == "regression"
+    assert len(result.regressions) == 1 and result.regressions[0].startswith("speedup regressed")
+    assert "speedup" in result.table() and "REGRESSION" in result.table()
+
+
+def test_speedup_within_threshold_passes(baseline):
+    # 2500/1000 = 2.5: -16.7% is inside a 20% allowance.
+    current = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 2500.0, 0.05, 0.25)])
+    result = compare_runs(baseline, current, [Check("speedup", 0.20, higher_is_better=True)])
+    assert result.exit_code == 0
+    assert result.rows[0]["change"] == pytest.approx(-1 / 6)
+
+
+def test_padding_waste_is_lower_is_better_with_absolute_tolerance(baseline):
+    # dynamic waste 0.05 -> 0.08: +0.03 absolute > 0.02 allowed; static 0.60 -> 0.55 is an improvement.
+    current = make_doc([make_row("static", 1000.0, 0.55, 0.10), make_row("dynamic", 3000.0, 0.08, 0.25)])
+    result = compare_runs(baseline, current, [parse_check("padding_waste:0.02")])
+    by_key = {r["key"]: r for r in result.rows}
+    assert by_key["xnli/ALL/eager/fp32/dynamic"]["status"] == "regression"
+    assert by_key["xnli/ALL/eager/fp32/dynamic"]["change"] == pytest.approx(0.03)
+    assert by_key["xnli/ALL/eager/fp32/static"]["status"] == "ok"
+    assert by_key["xnli/ALL/eager/fp32/static"]["change"] == pytest.approx(-0.05)
+    assert result.regressions[0].startswith("padding_waste regressed for xnli/ALL/eager/fp32/dynamic")
+
+
+def test_mfu_is_higher_is_better(baseline):
+    # static mfu 0.10 -> 0.05 is -50% (fails 35%); dynamic 0.25 -> 0.50 is +100% (an improvement, ok).
+    current = make_doc([make_row("static", 1000.0, 0.60, 0.05), make_row("dynamic", 3000.0, 0.05, 0.50)])
+    result = compare_runs(baseline, current, [Check("mfu", 0.35, higher_is_better=True)])
+    st = statuses(result)
+    assert st[("xnli/ALL/eager/fp32/static", "mfu")] == "regression"
+    assert st[("xnli/ALL/eager/fp32/dynamic", "mfu")] == "ok"
+    assert "mfu" in result.summary()
+
+
+def test_lower_is_better_relative_latency():
+    base = make_doc([dict(make_row("static", 1000.0, 0.6, 0.1), latency_ms_p50=100.0)])
+    cur = make_doc([dict(make_row("static", 1000.0, 0.6, 0.1), latency_ms_p50=130.0)])
+    # +30% latency: fails a 25% allowance, passes a 35% one.
+    assert compare_runs(base, cur, [parse_check("latency_ms_p50:25%")]).exit_code == 1
+    assert compare_runs(base, cur, [parse_check("latency_ms_p50:35%")]).exit_code == 0
+
+
+def test_missing_rows_count_as_failure(baseline):
+    # "dynamic replaced by static-longest": the dynamic rows and the dynamic/static speedup disappear.
+    current = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("static-longest", 1800.0, 0.30, 0.18)])
+    result = compare_runs(baseline, current, DEFAULT_CHECKS)
+    st = statuses(result)
+    assert st[("xnli/ALL/eager/fp32/dynamic/static", "speedup")] == "missing"
+    assert st[("xnli/ALL/eager/fp32/dynamic", "padding_waste")] == "missing"
+    assert st[("xnli/ALL/eager/fp32/dynamic", "mfu")] == "missing"
+    assert len(result.missing) == 3 and result.regressions == []
+    assert result.exit_code == 1
+    assert "speedup missing for xnli/ALL/eager/fp32/dynamic/static" in result.table()
+    # The new strategy is not in the baseline: reported, not gated.
+    assert any("not in the baseline" in w for w in result.warnings)
+
+
+def test_null_metric_in_current_is_missing_but_null_in_baseline_is_not_gated(baseline):
+    current = make_doc([make_row("static", 1000.0, 0.60, None), make_row("dynamic", 3000.0, 0.05, 0.25)])
+    assert statuses(compare_runs(baseline, current, DEFAULT_CHECKS))[("xnli/ALL/eager/fp32/static", "mfu")] \
+        == "missing"
+    no_mfu = make_doc([make_row("static", 1000.0, 0.60, None), make_row("dynamic", 3000.0, 0.05, None)])
+    result = compare_runs(no_mfu, baseline, [KNOWN_METRICS["mfu"]])
+    assert result.rows == [] and result.exit_code == 0
+
+
+def test_speedup_is_per_language_and_backend():
+    rows = [make_row("static", 100.0, 0.7, None, lang="th"), make_row("dynamic", 400.0, 0.1, None, lang="th"),
+            make_row("static", 200.0, 0.5, None, lang="en", backend="onnxruntime"),
+            make_row("static-longest", 300.0, 0.2, None, lang="en", backend="onnxruntime"),
+            make_row("dynamic", 500.0, 0.1, None, lang="en", backend="onnxruntime"),
+            make_row("dynamic", 999.0, 0.1, None, lang="de")]  # no static partner: no speedup
+    assert speedups(rows) == {
+        ("xnli", "th", "eager", "fp32", "dynamic/static"): 4.0,
+        ("xnli", "en", "onnxruntime", "fp32", "static-longest/static"): 1.5,
+        ("xnli", "en", "onnxruntime", "fp32", "dynamic/static"): 2.5,
+    }
+
+
+def test_speedup_falls_back_to_static_longest_reference():
+    rows = [make_row("static-longest", 200.0, 0.3, None), make_row("dynamic", 300.0, 0.1, None)]
+    assert speedups(rows) == {("xnli", "ALL", "eager", "fp32", "dynamic/static-longest"): 1.5}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("mfu:0.15", Check("mfu", 0.15, True, True)),
+    ("mfu:15%", Check("mfu", 0.15, True, True)),
+    (" speedup : 0.3 ", Check("speedup", 0.3, True, True)),
+    ("padding_waste:0.01", Check("padding_waste", 0.01, False, False)),
+    ("latency_ms_p90:0.5", Check("latency_ms_p90", 0.5, False, True)),
+    ("throughput_tok_s", KNOWN_METRICS["throughput_tok_s"]),
+])
+def test_parse_check(text, expected):
+    assert parse_check(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "speed:0.1", "mfu:abc", "mfu:-0.1", "mfu:nan", "mfu:inf", "mfu:0.1:2"])
+def test_parse_check_rejects_bad_text(text):
+    with pytest.raises(InputError) as info:
+        parse_check(text)
+    assert info.value.field == "check"
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"model": "mbert-base"}, "run.config.model"),
+    ({"tasks": ["xnli", "pawsx"]}, "run.config.tasks"),
+    ({"langs": ["en"]}, "run.config.langs"),
+    ({"batch_size": 16}, "run.config.batch_size"),
+    ({"max_length": 64}, "run.config.max_length"),
+    ({"max_tokens": 2048}, "run.config.max_tokens"),
+    ({"dtype": ["bf16"]}, "run.config.dtype"),
+    ({"data": "local:/tmp/x"}, "run.config.data"),
+])
+def test_incompatible_runs_are_refused_with_the_reason(baseline, change, field):
+    current = make_doc(copy.deepcopy(baseline["rows"]), **change)
+    with pytest.raises(InputError) as info:
+        check_compatible(baseline, current)
+    assert info.value.field == field
+    assert info.value.exit_code == 2
+    assert field.split(".")[-1] + " differs" in str(info.value)
+
+
+def test_schema_version_mismatch_is_refused(baseline):
+    current = dict(copy.deepcopy(baseline), schema_version=SCHEMA_VERSION + 1)
+    with pytest.raises(InputError, match="schema_version differs"):
+        check_compatible(baseline, current)
+
+
+def test_list_order_does_not_matter(baseline):
+    base = make_doc([], langs=["en", "th"], dtype=["fp32", "bf16"])
+    cur = make_doc([], langs=["th", "en"], dtype=["bf16", "fp32"])
+    assert check_compatible(base, cur) == []
+    assert check_compatible(baseline, copy.deepcopy(baseline)) == []
+
+
+def test_machine_and_timing_differences_only_warn(baseline):
+    current = copy.deepcopy(baseline)
+    current["run"]["env"].update(cpu_model="Other CPU", torch_threads=4)
+    current["run"]["config"].update(threads=4, inject_delay_ms=20.0)
+    warnings = check_compatible(baseline, current)
+    assert any(w.startswith("machines differ: CPU") and "Other CPU" in w for w in warnings)
+    assert any(w.startswith("machines differ: threads") for w in warnings)
+    assert any(w.startswith("inject_delay_ms differs") for w in warnings)
+    assert len(warnings) == 4
+
+
+def test_gate_reads_documents_written_to_disk(tmp_path, baseline):
+    # Round trip through load_results, as `xlt-bench gate --baseline FILE --current RUN_DIR` does.
+    (tmp_path / "base.json").write_text(json.dumps(baseline))
+    (tmp_path / "run").mkdir()
+    current = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 1500.0, 0.05, 0.25)])
+    (tmp_path / "run" / "results.json").write_text(json.dumps(current))
+    base_doc, cur_doc = load_results(tmp_path / "base.json"), load_results(tmp_path / "run")
+    assert check_compatible(base_doc, cur_doc) == []
+    result = compare_runs(base_doc, cur_doc)
+    # speedup 3.0 -> 1.5 (-50%) fails; waste and mfu unchanged.
+    assert [r["metric"] for r in result.rows if r["status"] == "regression"] == ["speedup"]
+    assert result.exit_code == 1

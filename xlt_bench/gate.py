@@ -1,0 +1,272 @@
+"""CI regression gate: compare a run against a baseline on metrics that survive noisy machines.
+
+Raw tokens/s on a shared CI runner moves by tens of percent between identical runs, so the default checks are
+ratios measured inside one run, where the machine's speed cancels out:
+- speedup: useful tok/s of each batching strategy ÷ that of static batching in the same run (same backend/dtype/lang);
+- mfu: useful FLOP/s ÷ the GEMM peak measured on the same machine in the same run;
+- padding_waste: deterministic for a given data set and batcher, so it gets a small absolute tolerance.
+Absolute throughput_tok_s (and latency) checks exist but are opt-in (`--check throughput_tok_s:0.4`).
+
+A metric the baseline has and the current run lacks is a failure ("missing"): a gate that passes when the dynamic
+rows silently disappear would let the very regression it exists for through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError
+from .schema import ALL_LANGS, ROW_KEY
+
+# The batching every other strategy's speedup is measured against, in order of preference.
+SPEEDUP_REFERENCES = ("static", "static-longest")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gated metric. `threshold` is the worsening allowed: a fraction of the baseline when `relative`
+    (0.15 = fail when more than 15% worse), else an absolute amount in the metric's own unit."""
+
+    metric: str
+    threshold: float
+    higher_is_better: bool
+    relative: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.threshold >= 0:  # also rejects NaN
+            raise InputError(f"threshold {self.threshold} must be a non-negative number", field="check")
+
+    def describe(self) -> str:
+        sign = "-" if self.higher_is_better else "+"
+        amount = f"{self.threshold:.0%}" if self.relative else f"{self.threshold:g}"
+        return f"{sign}{amount}" + ("" if self.relative else " abs")
+
+
+# Direction and kind of every metric the gate understands; the numbers are the default thresholds.
+# Defaults come from repeated runs of benchmarks/ci.toml on a shared 2-core machine (see README "Use in CI").
+KNOWN_METRICS: dict[str, Check] = {
+    "speedup": Check("speedup", 0.20, higher_is_better=True),
+    "mfu": Check("mfu", 0.35, higher_is_better=True),
+    "padding_waste": Check("padding_waste", 0.02, higher_is_better=False, relative=False),
+    "throughput_tok_s": Check("throughput_tok_s", 0.50, higher_is_better=True),
+    "throughput_seq_s": Check("throughput_seq_s", 0.50, higher_is_better=True),
+    "latency_ms_p50": Check("latency_ms_p50", 1.00, higher_is_better=False),
+    "latency_ms_p90": Check("latency_ms_p90", 1.00, higher_is_better=False),
+    "j_per_1k_tokens": Check("j_per_1k_tokens", 0.50, higher_is_better=False),
+}
+DEFAULT_CHECKS: tuple[Check, ...] = tuple(KNOWN_METRICS[m] for m in ("speedup", "padding_waste", "mfu"))
+
+
+def parse_check(text: str) -> Check:
+    """"METRIC:THRESHOLD" -> Check. THRESHOLD is a fraction ("0.15") or a percentage ("15%") for relative
+    metrics, an absolute amount for padding_waste. "METRIC" alone takes the metric's default threshold."""
+    metric, _, value = text.strip().partition(":")
+    metric = metric.strip()
+    if metric not in KNOWN_METRICS:
+        raise InputError(f"'{text}': unknown metric '{metric}'; known: {', '.join(KNOWN_METRICS)}", field="check")
+    known = KNOWN_METRICS[metric]
+    if not value.strip():
+        return known
+    try:
+        threshold = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+    except ValueError:
+        raise InputError(f"'{text}': threshold '{value}' is not a number (expected e.g. {metric}:0.15)",
+                         field="check") from None
+    if not threshold >= 0 or threshold == float("inf"):
+        raise InputError(f"'{text}': threshold must be a finite non-negative number", field="check")
+    return Check(metric, threshold, known.higher_is_better, known.relative)
+
+
+# ---------------------------------------------------------------------------------------------------- compatibility
+
+# Settings that change the workload itself: comparing runs that differ here compares different experiments.
+WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "batch_size", "max_length",
+                     "max_tokens", "pad_multiple", "device", "dtype", "shape")
+# Settings that change timing but not the workload: compared with a warning.
+TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "inject_delay_ms")
+# Machine facts in run.env (first key found wins; env layouts may name them differently).
+MACHINE_FACTS = {"CPU": ("cpu_model", "cpu"), "threads": ("torch_threads", "threads", "cpu_threads"),
+                 "cores": ("logical_cores", "cpu_count", "cores"), "GPU": ("gpu_name", "gpu")}
+
+
+def check_compatible(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Raise InputError (exit 2) when the runs measure different workloads; return warnings when only the
+    machine or timing settings differ."""
+    if baseline.get("schema_version") != current.get("schema_version"):
+        raise InputError(f"schema_version differs: baseline {baseline.get('schema_version')}, "
+                         f"current {current.get('schema_version')}", field="schema_version")
+    base_cfg, cur_cfg = _config(baseline), _config(current)
+    for name in WORKLOAD_SETTINGS:
+        b, c = _comparable(base_cfg.get(name)), _comparable(cur_cfg.get(name))
+        if b != c:
+            raise InputError(f"runs are not comparable: {name} differs (baseline {_show(b)}, current {_show(c)}); "
+                             "make a new baseline with the current settings", field=f"run.config.{name}")
+    warnings = [f"{name} differs: baseline {_show(base_cfg.get(name))}, current {_show(cur_cfg.get(name))}"
+                for name in TIMING_SETTINGS
+                if _comparable(base_cfg.get(name)) != _comparable(cur_cfg.get(name))]
+    base_env, cur_env = baseline.get("run", {}).get("env") or {}, current.get("run", {}).get("env") or {}
+    for label, keys in MACHINE_FACTS.items():
+        b, c = _first(base_env, keys), _first(cur_env, keys)
+        if b != c:
+            warnings.append(f"machines differ: {label} baseline {_show(b)}, current {_show(c)}")
+    return warnings
+
+
+def _config(doc: dict[str, Any]) -> dict[str, Any]:
+    return (doc.get("run") or {}).get("config") or {}
+
+
+def _comparable(value: Any) -> Any:
+    # Lists are order-insensitive settings (tasks, langs, dtypes); TOML/JSON turn tuples into lists.
+    if isinstance(value, (list, tuple)):
+        return tuple(sorted(str(v) for v in value))
+    return value
+
+
+def _first(env: dict[str, Any], keys: Iterable[str]) -> Any:
+    return next((env[k] for k in keys if env.get(k) is not None), None)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "(none)"
+    return "(none)" if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------- comparison
+
+@dataclass
+class GateResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[str]:
+        return [r["message"] for r in self.rows if r["status"] == "regression"]
+
+    @property
+    def missing(self) -> list[str]:
+        return [r["message"] for r in self.rows if r["status"] == "missing"]
+
+    @property
+    def failures(self) -> list[str]:
+        """Regressions and missing metrics: both fail the gate."""
+        return [r["message"] for r in self.rows if r["status"] != "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    def summary(self) -> str:
+        if not self.failures:
+            return f"gate passed: {len(self.rows)} checks ok"
+        metrics = sorted({r["metric"] for r in self.rows if r["status"] != "ok"})
+        return (f"gate FAILED: {len(self.regressions)} regression(s), {len(self.missing)} missing "
+                f"(metrics: {', '.join(metrics)})")
+
+    def table(self) -> str:
+        """A markdown table of every check, failures first, then the summary and each failure by name."""
+        header = ["key (task/lang/backend/dtype/batching)", "metric", "baseline", "current", "change",
+                  "threshold", "status"]
+        order = {"regression": 0, "missing": 1, "ok": 2}
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for r in sorted(self.rows, key=lambda r: order[r["status"]]):
+            cells = [r["key"], r["metric"], _fmt(r["baseline"]), _fmt(r["current"]),
+                     _fmt_change(r["change"], r["relative"]), r["threshold"], r["status"].upper()
+                     if r["status"] != "ok" else "ok"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", self.summary()]
+        lines += [f"FAIL {m}" for m in self.failures]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def compare_runs(baseline: dict[str, Any], current: dict[str, Any],
+                 checks: Sequence[Check] = DEFAULT_CHECKS) -> GateResult:
+    """Check every (task, lang or ALL, backend, dtype, batching) of the baseline against the current run.
+    Call check_compatible first; this function only compares numbers."""
+    base_values, cur_values = metric_table(baseline["rows"]), metric_table(current["rows"])
+    result = GateResult()
+    for check in checks:
+        base, cur = base_values.get(check.metric, {}), cur_values.get(check.metric, {})
+        for key in sorted(base):
+            result.rows.append(_judge(check, key, base[key], cur.get(key)))
+        new = sorted(set(cur) - set(base))
+        if new:
+            result.warnings.append(f"{check.metric}: {len(new)} key(s) not in the baseline, not gated "
+                                   f"(e.g. {'/'.join(new[0])})")
+    return result
+
+
+def metric_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[tuple[str, ...], float]]:
+    """{metric: {row key: value}} for every row metric that has a number, plus the derived speedup."""
+    table: dict[str, dict[tuple[str, ...], float]] = {}
+    for row in rows:
+        key = tuple(str(row[k]) for k in ROW_KEY)
+        for metric in KNOWN_METRICS:
+            value = row.get(metric)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                table.setdefault(metric, {})[key] = float(value)
+    table["speedup"] = speedups(rows)
+    return table
+
+
+def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
+    """Useful tok/s of each batching ÷ the static one of the same (task, lang, backend, dtype) in the same run.
+    The key's batching reads e.g. "dynamic/static"."""
+    groups: dict[tuple[str, ...], dict[str, float]] = {}
+    for row in rows:
+        tput = row.get("throughput_tok_s")
+        if isinstance(tput, (int, float)) and tput > 0:
+            group = (str(row["task"]), str(row["lang"]), str(row["backend"]), str(row["dtype"]))
+            groups.setdefault(group, {})[str(row["batching"])] = float(tput)
+    out: dict[tuple[str, ...], float] = {}
+    for group, by_batching in groups.items():
+        reference = next((b for b in SPEEDUP_REFERENCES if b in by_batching), None)
+        if reference is None:
+            continue
+        for batching, tput in by_batching.items():
+            if batching != reference:
+                out[group + (f"{batching}/{reference}",)] = tput / by_batching[reference]
+    return out
+
+
+def _judge(check: Check, key: tuple[str, ...], base: float, cur: float | None) -> dict[str, Any]:
+    name = "/".join(key)
+    row = {"key": name, "metric": check.metric, "baseline": base, "current": cur, "change": None,
+           "threshold": check.describe(), "relative": check.relative, "status": "ok", "message": ""}
+    if cur is None:
+        row["status"] = "missing"
+        row["message"] = (f"{check.metric} missing for {name}: the baseline has {_fmt(base)}, the current run has "
+                          "no value (a row, backend or batching strategy disappeared)")
+        return row
+    if check.relative:
+        row["change"] = (cur - base) / abs(base) if base else None
+        worse_by = (base - cur if check.higher_is_better else cur - base) / abs(base) if base else 0.0
+    else:
+        row["change"] = cur - base
+        worse_by = base - cur if check.higher_is_better else cur - base
+    if worse_by > check.threshold:
+        row["status"] = "regression"
+        row["message"] = (f"{check.metric} regressed for {name}: {_fmt(base)} -> {_fmt(cur)} "
+                          f"({_fmt_change(row['change'], check.relative)}, allowed {check.describe()})")
+    return row
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
+
+
+def _fmt_change(change: float | None, relative: bool) -> str:
+    if change is None:
+        return "-"
+    return f"{change:+.1%}" if relative else f"{change:+.4f}"
+
+
+def aggregate_only(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document restricted to lang == ALL rows (for gating on aggregates only)."""
+    return {**doc, "rows": [r for r in doc["rows"] if r.get("lang") == ALL_LANGS]}
