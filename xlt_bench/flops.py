@@ -1,0 +1,95 @@
+"""Analytic forward FLOPs of a BERT-style encoder (DESIGN §3: flops_useful, flops_executed).
+
+Counting convention (the one `torch.utils.flop_counter.FlopCounterMode` uses, so the two can be cross-checked):
+- 2 FLOPs per multiply-add of every matrix product: the Q/K/V/output projections, the attention scores QK^T and the
+  context AV (the L^2 terms, summed over heads: heads x head_dim = hidden), the two feed-forward projections, the head.
+- Not counted: embedding lookups, bias additions, layer norms, softmax, GELU/tanh, residual adds, the attention mask and
+  the pooled head's mean over tokens. FlopCounterMode does not count them either (it counts mm/addmm/bmm/baddbmm/sdpa
+  and their kin); together they are well under 1% of an encoder's forward at any length the presets accept.
+- The count is the same whatever the dtype: an int8 backend performs the same multiply-adds (as integer ops).
+
+The head is counted as the Hugging Face classes run it:
+- "sequence": one hidden x hidden dense on the first token (BERT's pooler, or XLM-R's classification-head dense; both
+  run for every row), then hidden x num_labels.
+- "token": hidden x num_labels on every position.
+- "span": hidden x 2 (qa_outputs: start and end logits) on every position.
+- "pooled": the bare encoder model, whose pooler (hidden x hidden on the first token) runs although the sentence
+  embedding is the mean over tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+HEADS = ("sequence", "token", "span", "pooled")
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """The dimensions that determine an encoder's forward FLOPs."""
+
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    head: str = "sequence"
+    num_labels: int = 2
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        for name in ("hidden", "layers", "heads", "ffn"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) is not a multiple of heads ({self.heads})")
+
+    @classmethod
+    def from_config(cls, config: Any, head: str, num_labels: int) -> EncoderShape:
+        """From a transformers config (BertConfig, XLMRobertaConfig, or any config with BERT's attribute names)."""
+        return cls(hidden=int(config.hidden_size), layers=int(config.num_hidden_layers),
+                   heads=int(config.num_attention_heads), ffn=int(config.intermediate_size),
+                   head=head, num_labels=int(num_labels))
+
+
+def layer_flops(shape: EncoderShape, seq_len: int) -> int:
+    """One encoder layer on one sequence of `seq_len` tokens."""
+    h, f, length = shape.hidden, shape.ffn, seq_len
+    projections = 2 * length * h * h * 4      # Q, K, V and the attention output
+    attention = 2 * length * length * h * 2   # scores QK^T and context AV, all heads together
+    feed_forward = 2 * length * h * f * 2     # up and down projections
+    return projections + attention + feed_forward
+
+
+def head_flops(shape: EncoderShape, seq_len: int) -> int:
+    """The task head on one sequence of `seq_len` tokens (see the module docstring)."""
+    h = shape.hidden
+    if shape.head == "sequence":
+        return 2 * h * h + 2 * h * shape.num_labels
+    if shape.head == "token":
+        return 2 * seq_len * h * shape.num_labels
+    if shape.head == "span":
+        return 2 * seq_len * h * 2
+    return 2 * h * h  # pooled: the unused pooler of the bare model
+
+
+def forward_flops(shape: EncoderShape, seq_len: int, rows: int = 1) -> int:
+    """Forward FLOPs of `rows` sequences each `seq_len` tokens long (padding included: this is what runs)."""
+    if seq_len < 0 or rows < 0:
+        raise ValueError(f"seq_len and rows must be non-negative, got {seq_len}, {rows}")
+    if seq_len == 0 or rows == 0:
+        return 0
+    per_row = shape.layers * layer_flops(shape, seq_len) + head_flops(shape, seq_len)
+    return rows * per_row
+
+
+def useful_flops(shape: EncoderShape, lengths: Sequence[int]) -> int:
+    """flops_useful: every sequence at its own unpadded length (special tokens included)."""
+    return sum(forward_flops(shape, int(length)) for length in lengths)
+
+
+def executed_flops(shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
+    """flops_executed: every batch as run, given as (rows, padded_len)."""
+    return sum(forward_flops(shape, int(padded_len), int(rows)) for rows, padded_len in batches)
