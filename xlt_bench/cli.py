@@ -1,0 +1,202 @@
+"""Command line: `xlt-bench run|report|compare|gate|export|lengths|tasks|langs`.
+
+Exit codes (DESIGN §2): 0 ok, 1 the gate found a regression, 2 bad input or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import build_config
+from .errors import InputError
+
+RUN_OPTIONS = {
+    # option: (type, help) — defaults live in config.RunConfig so TOML and CLI share them.
+    "model": (str, "preset (xlmr-base, xlmr-large, mbert-base, tiny-xlmr, tiny-mbert), HF model id or local directory"),
+    "tokenizer": (str, "HF tokenizer id/dir, or a WordPiece vocab.txt path"),
+    "data": (str, "synthetic | local:DIR | hf"),
+    "tasks": (str, "comma-separated tasks (see `xlt-bench tasks`)"),
+    "langs": (str, "comma-separated language codes, or 'all'"),
+    "limit": (int, "examples per language"),
+    "backends": (str, "comma-separated: eager,torchscript,onnxruntime"),
+    "batching": (str, "comma-separated: static,static-longest,dynamic"),
+    "batch_size": (int, "static batch size [32]"),
+    "max_length": (int, "maximum sequence length; static pads to it [128]"),
+    "max_tokens": (int, "dynamic token budget per batch, padding counted [4096]"),
+    "pad_multiple": (int, "dynamic batches pad to a multiple of this [8]"),
+    "device": (str, "cpu | cuda"),
+    "dtype": (str, "comma-separated: fp32,bf16,fp16,int8"),
+    "threads": (int, "intra-op threads for every backend"),
+    "seed": (int, "seed for random-weight presets and synthetic data [0]"),
+    "min_seconds": (float, "repeat each language until this many timed seconds [0]"),
+    "min_repeats": (int, "and at least this many timed passes [1]"),
+    "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape"),
+    "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
+    "cache_dir": (str, "where exported ONNX models are cached [.xlt_cache]"),
+}
+
+
+def _add_run_parser(sub) -> None:
+    p = sub.add_parser("run", help="run a benchmark and write RUN_DIR/results.json, rows.csv, report.md/html")
+    p.add_argument("--config", help="TOML file with a [run] table (CLI options override it)")
+    p.add_argument("--out", help="run directory [results/run-<timestamp>]")
+    for name, (typ, help_text) in RUN_OPTIONS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_text)
+    p.add_argument("--no-cost-model", dest="cost_model", action="store_const", const=False, default=None,
+                   help="dynamic batching: skip the start-up cost probe and use the default cost model")
+    p.add_argument("--no-report", action="store_true", help="write results only, no report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xlt-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    p = sub.add_parser("report", help="(re)render report.md/report.html from RUN_DIR/results.json")
+    p.add_argument("run_dir")
+    p = sub.add_parser("compare", help="side-by-side report of two runs")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--out", help="output directory [RUN_B/compare]")
+    p = sub.add_parser("gate", help="fail (exit 1) when the current run regressed against the baseline")
+    p.add_argument("--baseline", required=True, help="baseline results.json or run directory")
+    p.add_argument("--current", required=True, help="current results.json or run directory")
+    p.add_argument("--check", action="append", default=None, metavar="METRIC:THRESHOLD",
+                   help="replace the default checks (repeatable), e.g. speedup:0.2 or throughput_tok_s:0.3")
+    p = sub.add_parser("export", help="export a run for trend tools")
+    p.add_argument("run_dir")
+    p.add_argument("--format", default="github-action-benchmark", choices=["github-action-benchmark"])
+    p.add_argument("--out", help="output file [stdout]")
+    p = sub.add_parser("lengths", help="build length profiles (for --data synthetic) from real data")
+    p.add_argument("--data", required=True, help="local:DIR or hf")
+    p.add_argument("--tokenizer", required=True, help="HF tokenizer id/dir or a WordPiece vocab.txt")
+    p.add_argument("--tasks", default="xnli,pawsx")
+    p.add_argument("--langs", default="all")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--out", required=True, help="profile JSON to write")
+    sub.add_parser("tasks", help="list tasks, their languages and data sources")
+    p = sub.add_parser("langs", help="print language metadata")
+    p.add_argument("--group-by", choices=["family", "genus", "script", "resource_class"], default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        print(f"xlt-bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("xlt-bench: interrupted; results.incomplete.json marks the partial run", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args) -> int:
+    from datetime import datetime, timezone
+
+    from .pipeline import run
+    overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model"]}
+    cfg = build_config(args.config, overrides)
+    out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+    doc = run(cfg, out)
+    if not args.no_report:
+        _render(out)
+    _print_summary(doc, out)
+    return 0
+
+
+def _render(out: Path) -> None:
+    try:
+        from .report import render_run
+    except ImportError:  # report module not available: results are still complete
+        return
+    render_run(out)
+
+
+def _print_summary(doc: dict, out: Path) -> None:
+    try:
+        from .report import console_summary
+        print(console_summary(doc))
+    except ImportError:
+        pass
+    print(f"results: {out / 'results.json'}")
+
+
+def cmd_report(args) -> int:
+    from .report import render_run
+    for path in render_run(Path(args.run_dir)):
+        print(path)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .report import render_compare
+    out = Path(args.out) if args.out else Path(args.run_b) / "compare"
+    for path in render_compare(Path(args.run_a), Path(args.run_b), out):
+        print(path)
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from .gate import DEFAULT_CHECKS, check_compatible, compare_runs, parse_check
+    from .schema import load_results
+    baseline, current = load_results(args.baseline), load_results(args.current)
+    for warning in check_compatible(baseline, current):
+        print(f"warning: {warning}", file=sys.stderr)
+    checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
+    result = compare_runs(baseline, current, checks)
+    print(result.table())
+    return result.exit_code
+
+
+def cmd_export(args) -> int:
+    import json
+
+    from .export import github_action_benchmark
+    from .schema import atomic_write_text, load_results
+    text = json.dumps(github_action_benchmark(load_results(args.run_dir)), indent=1) + "\n"
+    if args.out:
+        atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_lengths(args) -> int:
+    from .config import _as_tuple
+    from .lengths import build_profiles, write_profiles
+    doc = build_profiles(args.data, list(_as_tuple(args.tasks)), _as_tuple(args.langs), args.tokenizer, args.limit)
+    write_profiles(doc, args.out)
+    print(args.out)
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from .tasks import describe_tasks
+    for t in describe_tasks():
+        print(f"{t['name']:<9} {t['kind']:<16} {len(t['languages']):>2} langs  {t.get('source', '')}")
+        print(f"          {' '.join(t['languages'])}")
+    return 0
+
+
+def cmd_langs(args) -> int:
+    from .languages import metadata_frame
+    frame = metadata_frame()
+    if args.group_by:
+        print(frame.groupby(args.group_by)["lang"].apply(lambda s: " ".join(s)).to_string())
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "gate": cmd_gate, "export": cmd_export,
+            "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Timing of a backend over batches (DESIGN §3 timing rules) and the per-batch record the rows are built from.
+
+Discipline: inputs are collated and copied to the device before the timed region; every padded shape is run once
+before timing; on CUDA each batch is bracketed by events and the host synchronises once per pass; raw per-batch
+latencies are kept; a pass is repeated until both --min-seconds and --min-repeats are met.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backends.base import Backend
+from .batching import Batch, CostModel, collate, fit_cost_model
+
+
+@dataclass
+class Measurement:
+    batches: list[Batch]
+    latencies_ms: list[float]       # every timed batch of every pass, in execution order
+    pass_wall_s: list[float]        # wall time of each timed pass
+    outputs: list[np.ndarray]       # per sequence, input order; token outputs trimmed to the sequence length
+    warmup_shapes: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_repeats(self) -> int:
+        return len(self.pass_wall_s)
+
+    @property
+    def wall_s(self) -> float:
+        """Mean wall seconds of one pass over all batches (the timed region)."""
+        return float(np.mean(self.pass_wall_s))
+
+    @property
+    def forward_s(self) -> float:
+        """Mean seconds per pass spent inside forward calls; wall_s - forward_s is the harness's own overhead."""
+        return float(np.sum(self.latencies_ms) / 1000.0 / self.n_repeats)
+
+
+def prepare_batches(backend: Backend, input_ids: Sequence[np.ndarray], token_type_ids: Sequence[np.ndarray] | None,
+                    batches: Sequence[Batch], pad_id: int) -> list:
+    return [backend.prepare(collate(input_ids, token_type_ids, b, pad_id)) for b in batches]
+
+
+def warm_up(backend: Backend, prepared: Sequence, batches: Sequence[Batch]) -> int:
+    """Run each distinct padded shape once (compilation, allocator and cache effects stay out of the timing)."""
+    seen: set[tuple[int, int]] = set()
+    for batch, inputs in zip(batches, prepared):
+        if batch.shape not in seen:
+            seen.add(batch.shape)
+            backend.fetch(backend.forward(inputs))
+    backend.synchronize()
+    return len(seen)
+
+
+def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.0) -> tuple[list, list[float], float]:
+    """One pass over all batches. Returns raw outputs, per-batch latencies (ms) and the pass wall time (s)."""
+    if backend.device == "cuda":
+        return _timed_pass_cuda(backend, prepared, inject_delay_ms)
+    outputs, latencies = [], []
+    clock = time.perf_counter
+    start = clock()
+    for inputs in prepared:
+        t0 = clock()
+        out = backend.forward(inputs)
+        if inject_delay_ms:
+            time.sleep(inject_delay_ms / 1000.0)
+        latencies.append((clock() - t0) * 1000.0)
+        outputs.append(out)
+    return outputs, latencies, clock() - start
+
+
+def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: float) -> tuple[list, list[float], float]:
+    import torch
+    outputs, events = [], []
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for inputs in prepared:
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        outputs.append(backend.forward(inputs))
+        if inject_delay_ms:
+            time.sleep(inject_delay_ms / 1000.0)
+        end.record()
+        events.append((begin, end))
+    backend.synchronize()  # the one synchronisation of the pass
+    wall = time.perf_counter() - start
+    return outputs, [b.elapsed_time(e) for b, e in events], wall
+
+
+def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
+            min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0,
+            seq_output: bool = False) -> Measurement:
+    warmed = warm_up(backend, prepared, batches)
+    latencies: list[float] = []
+    walls: list[float] = []
+    first_outputs: list = []
+    while len(walls) < min_repeats or sum(walls) < min_seconds:
+        outs, lat, wall = timed_pass(backend, prepared, inject_delay_ms)
+        if not walls:
+            first_outputs = outs
+        latencies.extend(lat)
+        walls.append(wall)
+    fetched = [backend.fetch(o) for o in first_outputs]
+    outputs = restore_order(fetched, batches, lengths, seq_output)
+    return Measurement(batches=list(batches), latencies_ms=latencies, pass_wall_s=walls, outputs=outputs,
+                       warmup_shapes=warmed)
+
+
+def restore_order(batch_outputs: Sequence[np.ndarray], batches: Sequence[Batch], lengths: np.ndarray,
+                  seq_output: bool) -> list[np.ndarray]:
+    """Scatter batch outputs back to input order; per-token outputs are cut to each sequence's real length."""
+    n = sum(b.rows for b in batches)
+    restored: list[np.ndarray | None] = [None] * n
+    for batch, out in zip(batches, batch_outputs):
+        for row, idx in enumerate(batch.indices):
+            restored[idx] = out[row, : lengths[idx]] if seq_output else out[row]
+    return restored  # type: ignore[return-value]
+
+
+# Shapes timed at start-up to fit the dynamic batcher's cost model: small and cheap, spanning rows and lengths.
+COST_PROBE_SHAPES = ((1, 16), (1, 128), (4, 32), (16, 16), (8, 64), (2, 128), (32, 8))
+
+
+def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length: int, repeats: int = 2,
+                     seed: int = 0) -> tuple[CostModel, list[tuple[int, int, float]]]:
+    """Time a few synthetic shapes on this backend and fit time(rows, padded_len)."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for rows, plen in COST_PROBE_SHAPES:
+        plen = min(plen, max_length)
+        ids = rng.integers(5, min(vocab_size, 30000), size=(rows, plen)).astype(np.int64)
+        inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if backend.bundle.takes_token_types:
+            inputs["token_type_ids"] = np.zeros_like(ids)
+        prepared = backend.prepare(inputs)
+        backend.fetch(backend.forward(prepared))  # warm-up
+        backend.synchronize()
+        times = []
+        for _ in range(repeats):
+            _, lat, _ = timed_pass(backend, [prepared])
+            times.append(lat[0] / 1000.0)
+        samples.append((rows, plen, float(np.median(times))))
+    return fit_cost_model(samples), samples

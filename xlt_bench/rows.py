@@ -1,0 +1,116 @@
+"""Result rows (DESIGN §4): one per (task, lang, backend, dtype, batching), and the lang = "ALL" aggregates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .batching import batch_stats
+from .flops import EncoderShape, executed_flops, useful_flops
+from .profiler import Measurement
+from .schema import ALL_LANGS, ROW_FIELDS
+from .stats import padding_waste, percentile, safe_ratio
+
+
+def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: int, measurement: Measurement,
+                    shape: EncoderShape, peak_flops: float | None) -> dict[str, Any]:
+    """The efficiency part of a row; accuracy/agreement/parity are filled in by evaluation."""
+    m = measurement
+    stats = batch_stats(lengths, m.batches)
+    useful = useful_flops(shape, lengths.tolist())
+    executed = executed_flops(shape, [b.shape for b in m.batches])
+    wall = m.wall_s
+    row: dict[str, Any] = dict(ident)
+    row.update(
+        n_examples=n_examples, n_sequences=int(len(lengths)), n_batches=stats["n_batches"],
+        real_tokens=stats["real_tokens"], padded_tokens=stats["padded_tokens"],
+        padding_waste=padding_waste(stats["real_tokens"], stats["padded_tokens"]),
+        wall_s=wall, throughput_seq_s=safe_ratio(len(lengths), wall),
+        throughput_tok_s=safe_ratio(stats["real_tokens"], wall),
+        latency_ms_p50=percentile(m.latencies_ms, 50), latency_ms_p90=percentile(m.latencies_ms, 90),
+        latency_ms_p99=percentile(m.latencies_ms, 99),
+        flops_useful=useful, flops_executed=executed,
+        mfu=_mfu(useful, wall, peak_flops), gemm_peak_flops=peak_flops,
+        accuracy=None, accuracy_metric=None, agreement=None, max_abs_diff=None, parity_ok=None, is_reference=False,
+        mean_tokens_per_seq=safe_ratio(stats["real_tokens"], len(lengths)),
+        n_repeats=m.n_repeats, latencies_ms=[round(x, 4) for x in m.latencies_ms],
+        forward_s=m.forward_s, harness_overhead_s=wall - m.forward_s, warmup_shapes=m.warmup_shapes,
+        notes=list(m.notes),
+    )
+    return row
+
+
+def _mfu(flops: int, wall: float, peak: float | None) -> float | None:
+    if not peak or wall <= 0:
+        return None
+    return flops / wall / peak
+
+
+# How each per-language field combines into the ALL row.
+_SUMMED = ("n_examples", "n_sequences", "n_batches", "real_tokens", "padded_tokens", "wall_s", "flops_useful",
+           "flops_executed", "forward_s", "harness_overhead_s", "n_truncated", "tokenize_s", "energy_j")
+_MAXED = ("max_abs_diff", "peak_rss_mb", "cuda_max_allocated_mb")
+
+
+def all_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregate per-language rows into lang = "ALL" rows, one per (task, model, backend, device, dtype, batching)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["lang"] != ALL_LANGS:
+            groups[tuple(row[k] for k in ("task", "model", "backend", "device", "dtype", "batching"))].append(row)
+    return [_aggregate(group) for group in groups.values()]
+
+
+def _aggregate(group: list[dict[str, Any]]) -> dict[str, Any]:
+    first = group[0]
+    out: dict[str, Any] = {k: first[k] for k in ("task", "model", "backend", "device", "dtype", "batching")}
+    out["lang"] = ALL_LANGS
+    for key in _SUMMED:
+        values = [r.get(key) for r in group]
+        out[key] = sum(values) if all(v is not None for v in values) else None
+    for key in _MAXED:
+        values = [r[key] for r in group if r.get(key) is not None]
+        out[key] = max(values) if values else None
+    latencies = [x for r in group for x in r["latencies_ms"]]
+    wall = out["wall_s"]
+    peak = first.get("gemm_peak_flops")
+    out.update(
+        padding_waste=padding_waste(out["real_tokens"], out["padded_tokens"]),
+        throughput_seq_s=safe_ratio(out["n_sequences"], wall), throughput_tok_s=safe_ratio(out["real_tokens"], wall),
+        latency_ms_p50=percentile(latencies, 50), latency_ms_p90=percentile(latencies, 90),
+        latency_ms_p99=percentile(latencies, 99), latencies_ms=[],
+        mfu=_mfu(out["flops_useful"], wall, peak), gemm_peak_flops=peak,
+        mean_tokens_per_seq=safe_ratio(out["real_tokens"], out["n_sequences"]),
+        n_repeats=min(r["n_repeats"] for r in group), warmup_shapes=sum(r["warmup_shapes"] for r in group),
+        # XTREME convention: a task's score is the mean over its languages.
+        accuracy=_mean([r["accuracy"] for r in group]), accuracy_metric=first.get("accuracy_metric"),
+        agreement=_weighted([(r["agreement"], r["n_examples"]) for r in group]),
+        parity_ok=_all_ok([r.get("parity_ok") for r in group]),
+        is_reference=first.get("is_reference", False),
+        j_per_1k_tokens=safe_ratio(out["energy_j"], (out["real_tokens"] or 0) / 1000) if out["energy_j"] else None,
+        alignment_cosine=_mean([r.get("alignment_cosine") for r in group]),
+        alignment_top1=_mean([r.get("alignment_top1") for r in group]),
+        langs=[r["lang"] for r in group], notes=[],
+    )
+    missing = [f for f in ROW_FIELDS if f not in out]
+    assert not missing, missing
+    return out
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _weighted(pairs: Sequence[tuple[float | None, int]]) -> float | None:
+    pairs = [(v, w) for v, w in pairs if v is not None]
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else None
+
+
+def _all_ok(values: Sequence[bool | None]) -> bool | None:
+    vals = [v for v in values if v is not None]
+    return all(vals) if vals else None
