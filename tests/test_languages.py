@@ -31,6 +31,12 @@ def test_exactly_fifty_xtreme_r_languages():
     assert {"az", "gu", "ht", "lt", "pa", "pl", "qu", "ro", "uk", "wo"} <= set(XTREME_R_LANGUAGES)
 
 
+def test_same_fifty_as_the_task_registry():
+    from xlt_bench.tasks import all_languages
+
+    assert sorted(XTREME_R_LANGUAGES) == all_languages()
+
+
 def test_every_field_filled():
     for lang in LANGUAGES.values():
         for field in fields(Language):
