@@ -123,14 +123,34 @@ def build_model(name: str, kind: str, num_labels: int, seed: int = 0) -> ModelBu
         num_labels = 0
     if name in PRESETS:
         cfg = preset_config(name, max(num_labels, 1))
-        torch.manual_seed(seed)
-        model = _auto_class(head).from_config(cfg, attn_implementation="eager")
-        model.eval()
+        model = _random_model(_auto_class(head), cfg, seed)
         return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=cfg, head=head,
                            num_labels=num_labels, trained_head=False, is_preset=True,
                            notes=[f"{name}: published architecture with seeded random weights (seed {seed}); "
                                   "accuracy is not meaningful and is reported as null"])
     return load_pretrained(name, head, num_labels)
+
+
+def _random_model(auto_class, cfg, seed: int) -> nn.Module:
+    """The architecture with seeded random weights, drawn as BERT initialises them (normal(0, initializer_range)
+    weights, zero biases, unit LayerNorm). Skipping transformers' own init and drawing every tensor in one place is
+    ~8x faster for XLM-R's 250k-row embedding and gives the same weights for the same seed on every machine."""
+    from transformers.modeling_utils import no_init_weights
+    with no_init_weights():
+        model = auto_class.from_config(cfg, attn_implementation="eager")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pname, param in model.named_parameters():
+            if "LayerNorm" in pname or "layer_norm" in pname:
+                param.fill_(1.0 if pname.endswith("weight") else 0.0)
+            elif pname.endswith("bias"):
+                param.zero_()
+            else:
+                param.normal_(0.0, cfg.initializer_range, generator=generator)
+        embeddings = model.get_input_embeddings()
+        if cfg.pad_token_id is not None:
+            embeddings.weight[cfg.pad_token_id].zero_()
+    return model.eval()
 
 
 def load_pretrained(name: str, head: str, num_labels: int) -> ModelBundle:
