@@ -39,6 +39,15 @@ class Backend(ABC):
             raise InputError(f"backend '{cls.name}' cannot run {device}/{dtype}; supported: {combos}",
                              field="dtype" if any(d == device for d, _ in cls.supported) else "device")
 
+    def check_torch_device(self) -> None:
+        """For torch-based backends: `--device cuda` needs a GPU that torch can see (exit 2 otherwise)."""
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            combos = ", ".join(f"{d}/{t}" for d, t in sorted(self.supported) if d == "cpu")
+            raise InputError(f"backend '{self.name}': --device cuda but torch sees no CUDA GPU; "
+                             f"on this machine use: {combos}", field="device")
+
     @abstractmethod
     def load(self) -> None:
         """Build/compile/export whatever the backend needs. Not timed as inference."""

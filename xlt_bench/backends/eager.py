@@ -23,6 +23,7 @@ class EagerBackend(Backend):
                            ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
 
     def load(self) -> None:
+        self.check_torch_device()
         if self.threads:
             torch.set_num_threads(self.threads)
         module = self.bundle.module.eval()

@@ -1,0 +1,154 @@
+"""ONNX Runtime backend: exported once, fused by ORT's BERT optimiser, cached on disk (see onnx_cache).
+
+Build chain, each step its own cache entry so int8 / fp16 reuse the fp32 model:
+  fp32: torch.onnx export -> ORT transformer fusions (Attention, EmbedLayerNormalization, SkipLayerNormalization,
+        BiasGelu) -> session with ORT_ENABLE_ALL.
+  int8 (CPU): dynamic quantisation of the fused fp32 model (int8 weights, uint8 activations, per channel).
+  fp16 (CUDA): float16 conversion of the fused fp32 model, int64 inputs and fp32 output kept.
+Fused attention takes the padding mask as per-row lengths, so batches must be right-padded (tokenizers' default).
+On CUDA, inputs are copied to the GPU in prepare() and bound with I/O binding; forward() only runs the graph.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from . import onnx_build
+from .base import Backend
+from .onnx_cache import digest_json, get_or_build, read_manifest, weights_digest
+
+EXTRA = "xlt-bench[onnxruntime]"
+# Bump when the build recipe changes in a way the versions below do not capture.
+RECIPE_VERSION = 1
+
+
+def require(module_name: str):
+    """Import an optional dependency, turning its absence into exit 2 that names the extra to install."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"backend 'onnxruntime' needs '{exc.name or module_name}', which is not installed; "
+                         f"install it with: pip install '{EXTRA}'", field="backends") from None
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    supported = frozenset({("cpu", "fp32"), ("cpu", "int8"), ("cuda", "fp32"), ("cuda", "fp16")})
+    gemm_library = "onnxruntime"
+
+    def load(self) -> None:
+        ort = require("onnxruntime")
+        for dep in ("onnx", "onnxruntime.transformers.optimizer", "onnxruntime.quantization"):
+            require(dep)
+        if self.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise InputError("backend 'onnxruntime' on cuda needs onnxruntime-gpu (CUDAExecutionProvider is not "
+                             f"available); supported here: {', '.join(sorted(ort.get_available_providers()))}",
+                             field="device")
+        self.model_dir = self._build(self.dtype)
+        manifest = read_manifest(self.model_dir)
+        self.fusions = manifest.get("fusions", {})
+        self.notes.append(f"onnxruntime {self.dtype}: model {self.model_dir.name[:12]} "
+                          f"({'built now' if self.built_now else 'from cache'}); fused ops {self._fusion_text()}")
+        self.session = ort.InferenceSession(str(self.model_dir / onnx_build.MODEL_FILE), self._options(ort),
+                                            providers=self._providers())
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    # ---- build and cache -------------------------------------------------------------------------------------
+    def _recipe(self, dtype: str) -> dict[str, Any]:
+        import onnx
+        import onnxruntime
+
+        bundle = self.bundle
+        return {"recipe_version": RECIPE_VERSION, "config": bundle.config.to_dict(), "head": bundle.head,
+                "num_labels": bundle.num_labels, "inputs": onnx_build.input_names(bundle),
+                "weights": self._weights_digest(), "opset": onnx_build.OPSET, "dtype": dtype,
+                "gpu_fusions": self.device == "cuda", "exporter": onnx_build.EXPORTER,
+                "int8": onnx_build.INT8_SETTINGS if dtype == "int8" else None,
+                "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
+                             "onnxruntime": onnxruntime.__version__}}
+
+    def _weights_digest(self) -> str:
+        if not hasattr(self, "_weights"):
+            self._weights = weights_digest(self.bundle.module)  # hashing ~1 GB takes about a second
+        return self._weights
+
+    def _build(self, dtype: str) -> Path:
+        recipe = self._recipe(dtype)
+        key = digest_json(recipe)
+        root = Path(self.cache_dir) / "onnx"
+        if dtype == "fp32":
+            entry, built = get_or_build(root, key, self._build_fp32, recipe)
+        else:
+            base = self._build("fp32") / onnx_build.MODEL_FILE
+            large = onnx_build.is_large(self.bundle)
+            convert = onnx_build.quantise_int8 if dtype == "int8" else onnx_build.convert_fp16
+            entry, built = get_or_build(root, key, lambda tmp: self._derive(convert, base, tmp, large), recipe)
+        self.built_now = built
+        return entry
+
+    def _build_fp32(self, tmp: Path) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(dir=tmp.parent) as export_dir:
+            exported = Path(export_dir) / onnx_build.MODEL_FILE
+            onnx_build.export_onnx(self.bundle, exported)
+            fusions = onnx_build.optimise_bert(exported, tmp / onnx_build.MODEL_FILE, self.bundle,
+                                               use_gpu=self.device == "cuda")
+        return {"fusions": fusions}
+
+    def _derive(self, convert, base: Path, tmp: Path, large: bool) -> dict[str, Any]:
+        convert(base, tmp / onnx_build.MODEL_FILE, large)
+        return {"fusions": read_manifest(base.parent).get("fusions", {}), "derived_from": base.parent.name}
+
+    def _fusion_text(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.fusions.items() if v) or "none"
+
+    # ---- session -----------------------------------------------------------------------------------------
+    def _options(self, ort):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if self.threads:
+            options.intra_op_num_threads = int(self.threads)
+        options.inter_op_num_threads = 1
+        return options
+
+    def _providers(self) -> list:
+        if self.device == "cuda":
+            return [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> Any:
+        feed = {n: np.ascontiguousarray(inputs[n], dtype=np.int64) for n in self.input_names}
+        if self.device != "cuda":
+            return feed
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+        binding.bind_output("output", "cuda", 0)
+        return binding
+
+    def forward(self, prepared: Any) -> Any:
+        if self.device == "cuda":
+            self.session.run_with_iobinding(prepared)
+            return prepared
+        return self.session.run(["output"], prepared)[0]
+
+    def fetch(self, output: Any) -> np.ndarray:
+        if self.device == "cuda":
+            output = output.copy_outputs_to_cpu()[0]
+        return np.asarray(output, dtype=np.float32)
+
+    def synchronize(self) -> None:
+        # run_with_iobinding returns once the CUDA stream has finished (ORT synchronises by default).
+        pass
+
+    def close(self) -> None:
+        self.session = None

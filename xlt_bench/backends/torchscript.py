@@ -1,0 +1,90 @@
+"""TorchScript backend: the BenchEncoder traced, frozen and optimised for inference.
+
+Shapes: tracing records shape arithmetic as graph ops, so one trace serves every (batch, sequence) shape; the tests
+check outputs at several shapes against eager. Recompilation: the JIT profiling executor profiles the first call,
+optimises on the second, and from then on reuses the optimised graph. On CPU no fusion groups are formed (the CPU
+fuser is off by default), so the optimised graph carries no shape guards and a new shape does not recompile; load()
+makes those first two calls. On CUDA the tensor-expression fuser specialises fusion groups to the first shapes it
+sees (fusion strategy: a few static specialisations, then dynamic ones), so a new shape may compile once: reported
+through `recompiles_per_shape`, and covered by the profiler's per-shape warm-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import Backend
+from .eager import TORCH_DTYPES, torch_inputs
+
+
+class TorchScriptBackend(Backend):
+    name = "torchscript"
+    supported = frozenset({("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"),
+                           ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
+    recompiles_per_shape = False  # on CPU; instances on CUDA set it to True (see module docstring)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.recompiles_per_shape = self.device == "cuda"
+
+    def load(self) -> None:
+        self.check_torch_device()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        module = self._converted_module()
+        example = torch_inputs(self._example_inputs(2, 8), self.device)
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # TracerWarnings about Python-level shape checks in transformers
+            traced = torch.jit.trace(module, example_kwarg_inputs=example, check_trace=False, strict=False)
+        frozen = torch.jit.freeze(traced.eval())
+        self.module = torch.jit.optimize_for_inference(frozen)
+        # The profiling executor profiles call 1 and optimises on call 2: do both here, outside any timing.
+        for _ in range(2):
+            self.forward(example)
+        self.synchronize()
+        self.notes.append(f"torchscript {self.device}/{self.dtype}: traced, frozen, optimize_for_inference; "
+                          + ("may recompile fusion groups per new shape" if self.recompiles_per_shape
+                             else "one graph serves every shape (no per-shape recompilation)"))
+
+    def _converted_module(self) -> torch.nn.Module:
+        module = self.bundle.module.eval()
+        if self.dtype == "int8":
+            # Same dynamic quantisation as eager int8; quantized Linear ops trace and freeze as packed weights.
+            return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+        target_dtype = TORCH_DTYPES[self.dtype]
+        first = next(module.parameters())
+        if first.dtype == target_dtype and first.device.type == self.device:
+            return module
+        return copy.deepcopy(module).to(self.device, target_dtype)
+
+    def _example_inputs(self, batch: int, length: int) -> dict[str, np.ndarray]:
+        ids = np.full((batch, length), 5, dtype=np.int64)
+        mask = np.ones((batch, length), dtype=np.int64)
+        mask[1:, length // 2:] = 0  # a padded row, so the traced graph sees a real mask
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if self.bundle.takes_token_types:
+            inputs["token_type_ids"] = np.zeros_like(ids)
+        return inputs
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        names = ["input_ids", "attention_mask"] + (["token_type_ids"] if self.bundle.takes_token_types else [])
+        return torch_inputs({n: inputs[n] for n in names}, self.device)
+
+    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(**prepared)
+
+    def fetch(self, output: Any) -> np.ndarray:
+        return output.detach().float().cpu().numpy()
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def close(self) -> None:
+        self.module = None
