@@ -12,8 +12,9 @@ The peak is measured on the same machine in the same run, with the kernels the b
   activations quantised per call), exactly what the eager int8 backend runs, activation quantisation included;
   on CUDA, `torch._int_mm` on int8 operands.
 - onnxruntime fp32/fp16: a one-node MatMul graph (constant weight) built with `onnx.helper`. int8: that graph after
-  `onnxruntime.quantization.quantize_dynamic` (DynamicQuantizeLinear + MatMulInteger), the route optimum's dynamic
-  quantisation takes. int8 "FLOP/s" are integer multiply-adds x 2 per second.
+  `onnxruntime.quantization.quantize_dynamic` with the onnxruntime backend's own settings (per-channel int8 weights,
+  DynamicQuantizeLinear + MatMulInteger), as that backend quantises the model. int8 "FLOP/s" are integer
+  multiply-adds x 2 per second.
 - CUDA: timed with CUDA events around each call, one synchronisation at the end (ONNX Runtime: IOBinding on the device,
   so no host copies are timed).
 """
@@ -199,13 +200,16 @@ def _quantise_dynamic(model) -> bytes:
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .backends.onnx_build import INT8_SETTINGS  # the ONNX Runtime backend's own quantiser settings
+    settings = dict(INT8_SETTINGS, weight_type=QuantType.QInt8)
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "gemm.onnx", Path(tmp) / "gemm_int8.onnx"
         onnx.save(model, source)
         level = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's pre-processing advice is noise here
         try:
-            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+            quantize_dynamic(source, target, **settings)
         finally:
             logging.getLogger().setLevel(level)
         return target.read_bytes()
