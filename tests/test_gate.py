@@ -26,7 +26,7 @@ def make_doc(rows: list[dict], **config_changes) -> dict:
               "device": "cpu", "dtype": ["fp32"], "shape": None, "threads": 2, "min_seconds": 0.0,
               "min_repeats": 1, "cost_model": True, "inject_delay_ms": 0.0}
     config.update(config_changes)
-    env = {"cpu_model": "Test CPU 3000", "torch_threads": 2, "gpu_name": None}
+    env = {"cpu_model": "Test CPU 3000", "threads": 2, "gpu_name": None}
     return {"schema_version": SCHEMA_VERSION, "run": {"id": "r", "config": config, "env": env}, "rows": rows}
 
 
@@ -208,7 +208,7 @@ def test_list_order_does_not_matter(baseline):
 
 def test_machine_and_timing_differences_only_warn(baseline):
     current = copy.deepcopy(baseline)
-    current["run"]["env"].update(cpu_model="Other CPU", torch_threads=4)
+    current["run"]["env"].update(cpu_model="Other CPU", threads=4)
     current["run"]["config"].update(threads=4, inject_delay_ms=20.0)
     warnings = check_compatible(baseline, current)
     assert any(w.startswith("machines differ: CPU") and "Other CPU" in w for w in warnings)

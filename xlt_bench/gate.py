@@ -87,8 +87,8 @@ WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "b
 # Settings that change timing but not the workload: compared with a warning.
 TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "inject_delay_ms")
 # Machine facts in run.env (first key found wins; env layouts may name them differently).
-MACHINE_FACTS = {"CPU": ("cpu_model", "cpu"), "threads": ("torch_threads", "threads", "cpu_threads"),
-                 "cores": ("logical_cores", "cpu_count", "cores"), "GPU": ("gpu_name", "gpu")}
+MACHINE_FACTS = {"CPU": ("cpu_model", "cpu"), "threads": ("threads", "torch_threads"),
+                 "cores": ("cores_available", "cores_logical", "cores"), "GPU": ("gpu_name", "gpu")}
 
 
 def check_compatible(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
