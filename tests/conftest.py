@@ -37,8 +37,13 @@ def xtreme_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def mbert_tokenizer():
+def mbert_vocab() -> Path:
     if not MBERT_VOCAB.is_file():
         pytest.skip(f"mBERT vocab not found at {MBERT_VOCAB} (set XLT_SHARED)")
+    return MBERT_VOCAB
+
+
+@pytest.fixture(scope="session")
+def mbert_tokenizer(mbert_vocab):
     from transformers import BertTokenizerFast
-    return BertTokenizerFast(vocab_file=str(MBERT_VOCAB), do_lower_case=False)
+    return BertTokenizerFast(vocab_file=str(mbert_vocab), do_lower_case=False)

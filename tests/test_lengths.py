@@ -76,9 +76,8 @@ def test_shipped_file_says_how_it_was_made():
     assert doc["skipped_no_data"] == ["panx/th"]
 
 
-def test_shipped_profile_matches_a_fresh_build_from_the_real_data(xtreme_dir, mbert_tokenizer):
-    from tests.conftest import MBERT_VOCAB
-    fresh = build_profiles(f"local:{xtreme_dir}", ["xnli", "tatoeba"], ("th",), str(MBERT_VOCAB), None)
+def test_shipped_profile_matches_a_fresh_build_from_the_real_data(xtreme_dir, mbert_vocab):
+    fresh = build_profiles(f"local:{xtreme_dir}", ["xnli", "tatoeba"], ("th",), str(mbert_vocab), None)
     shipped = read_profiles(SHIPPED_PROFILES)["profiles"]
     assert fresh["profiles"]["xnli"]["th"] == shipped["xnli"]["th"]
     assert fresh["profiles"]["tatoeba"]["th"] == shipped["tatoeba"]["th"]
