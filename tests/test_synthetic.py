@@ -96,3 +96,15 @@ def test_missing_profiles_are_input_errors():
     with pytest.raises(InputError) as exc:
         synth("xquad", "en")
     assert exc.value.field == "tasks" and "xnli" in str(exc.value)
+
+
+def test_fixed_shape_gives_one_padded_shape():
+    from xlt_bench.synthetic import fixed_shape_encoded
+    out = fixed_shape_encoded(get_task("xnli"), "en", (4, 16), vocab_size=100, pad_id=1, seed=0,
+                              takes_token_types=False)
+    assert out.lengths.tolist() == [16] * 4 and out.n_examples == 4 and out.token_type_ids is None
+    assert all(1 not in ids.tolist() for ids in out.input_ids)
+    pairs = fixed_shape_encoded(get_task("tatoeba"), "de", (4, 8), vocab_size=100, pad_id=0, seed=0,
+                                takes_token_types=True)
+    assert pairs.example_index.tolist() == [0, 0, 1, 1] and pairs.extra["side"].tolist() == [0, 1, 0, 1]
+    assert pairs.n_examples == 2 and pairs.token_type_ids[0].tolist() == [0] * 8

@@ -117,10 +117,22 @@ def test_qa_windows_overlap_by_stride_and_offsets_point_into_context(tiny_tokeni
     assert out.n_truncated == 0 and out.extra["example_ids"] == ["q1", "q2"]
 
 
-def test_qa_uses_384_by_default(tiny_tokenizer):
-    out = enc(get_task("mlqa"), [{"id": "x", "question": "who ?", "context": " ".join(["the cat"] * 300),
-                                  "answers": {"text": ["cat"], "answer_start": [4]}}], tiny_tokenizer, max_length=128)
-    assert out.lengths.max() == 384 and out.n_sequences == 2
+def test_qa_windows_are_384_unless_max_length_is_smaller(tiny_tokenizer):
+    examples = [{"id": "x", "question": "who ?", "context": " ".join(["the cat"] * 300),
+                 "answers": {"text": ["cat"], "answer_start": [4]}}]
+    out = enc(get_task("mlqa"), examples, tiny_tokenizer, max_length=512)
+    # 600 context pieces, 384 - 5 = 379 per window, next window starts 128 back: 379 + 251 >= 600 -> 2 windows
+    assert out.lengths.tolist() == [384, 5 + 600 - 379 + 128] and out.n_sequences == 2
+    short = enc(get_task("mlqa"), examples, tiny_tokenizer, max_length=128)
+    assert short.lengths.max() == 128 and any("stride 32" in n for n in short.notes)
+
+
+def test_qa_overlong_question_is_cut_and_counted(tiny_tokenizer):
+    task = dataclasses.replace(get_task("xquad"), max_length=16, stride=2)
+    out = enc(task, [{"id": "x", "question": "the cat sat on the mat . a dog sat on the mat", "context": "paris",
+                      "answers": None}], tiny_tokenizer, max_length=16)
+    # the question keeps 16 // 2 = 8 pieces: [CLS] 8 [SEP] paris [SEP]
+    assert out.input_ids[0].tolist() == [CLS, 5, 6, 7, 8, 5, 9, 14, 15, SEP, 21, SEP] and out.n_truncated == 1
 
 
 def test_retrieval_encodes_both_sides_as_single_sentences(tiny_tokenizer):

@@ -66,7 +66,7 @@ def build_profiles(data: str, tasks: list[str], langs: tuple[str, ...], tokenize
             if not examples:
                 skipped.append(f"{task.name}/{lang}")
                 continue
-            enc = encode(task, lang, examples, tokenizer, max_length=task.max_length or _UNTRUNCATED,
+            enc = encode(task, lang, examples, tokenizer, max_length=_UNTRUNCATED,
                          vocab_size=_ANY_VOCAB, takes_token_types=False)
             profiles.setdefault(task.name, {})[lang] = profile_of(enc)
     if not profiles:

@@ -112,3 +112,23 @@ def _token_types(lengths: np.ndarray, pair: bool) -> list[np.ndarray]:
             types[(int(length) + 1) // 2:] = 1
         out.append(types)
     return out
+
+
+def fixed_shape_encoded(task: TaskSpec, lang: str, shape: tuple[int, int], *, vocab_size: int, pad_id: int,
+                        seed: int, takes_token_types: bool) -> EncodedSet:
+    """`--shape B,L`: B sequences of exactly L seeded ids (one padded shape, for comparison with other tools)."""
+    start = time.perf_counter()
+    rows, length = int(shape[0]), int(shape[1])
+    rng = np.random.default_rng([seed, zlib.crc32(f"shape/{task.name}/{lang}/{rows}x{length}".encode())])
+    lengths = np.full(rows, length, dtype=np.int64)
+    per_example = 2 if task.kind in ("multiple_choice", "retrieval") else 1
+    example_index = np.arange(rows, dtype=np.int64) // per_example
+    extra: dict[str, Any] = {"synthetic": True, "fixed_shape": (rows, length)}
+    if task.kind == "retrieval":      # sides alternate: pair i is sequences 2i (text) and 2i+1 (en)
+        extra.update(side=np.arange(rows, dtype=np.int64) % 2, sides=("text", "en"))
+    types = _token_types(lengths, pair=task.kind in ("pair", "multiple_choice", "qa")) if takes_token_types else None
+    return EncodedSet(task=task.name, lang=lang, kind=task.kind, input_ids=_random_ids(rng, lengths, vocab_size, pad_id),
+                      token_type_ids=types, example_index=example_index, labels=None,
+                      n_examples=int(example_index[-1]) + 1 if rows else 0, n_truncated=0,
+                      tokenize_s=time.perf_counter() - start, notes=[f"fixed shape {rows}x{length}, synthetic ids"],
+                      extra=extra)

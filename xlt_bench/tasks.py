@@ -150,4 +150,10 @@ def describe_tasks() -> list[dict]:
     return [dict(name=t.name, title=t.title, kind=t.kind, metric=t.metric, n_languages=len(t.languages),
                  languages=list(t.languages), labels=list(t.labels) if t.labels else None,
                  hf=f"{t.hf_path} [{t.hf_config}] split={t.hf_split}" if t.hf_path else None,
-                 hf_note=t.hf_note or None, local_fields=list(t.fields)) for t in TASKS.values()]
+                 hf_note=t.hf_note or None, local_fields=list(t.fields), source=_source_line(t))
+            for t in TASKS.values()]
+
+
+def _source_line(task: TaskSpec) -> str:
+    hub = f"hf: {task.hf_path} [{task.hf_config}] {task.hf_split}" if task.hf_path else "hf: none (local only)"
+    return f"{hub}; local: DIR/{task.name}/<lang>.jsonl {{{', '.join(task.fields)}}}"

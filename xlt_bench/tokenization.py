@@ -178,12 +178,17 @@ def _first_subword_labels(word_ids: list, tags: list[int]) -> np.ndarray:
 
 
 def _encode_qa(task: TaskSpec, lang: str, examples: list[dict], tokenizer: Any, max_length: int) -> EncodedSet:
-    """Question + context windows of task.max_length (384) overlapping by task.stride (128), as in XTREME-R."""
-    window = task.max_length or max_length
+    """Question + context windows of task.max_length (384; less if max_length is smaller) overlapping by
+    task.stride (128), as in XTREME-R."""
+    window = min(task.max_length or max_length, max_length)
+    stride = task.stride or 0
+    if window < (task.max_length or window):
+        stride = min(stride, window // 4)       # a shorter window must still leave room for new context
     if not examples:
         return _build(task, lang, [], tokenizer, [], None, 0, 0, offsets=[], example_ids=[], contexts=[])
-    batch = tokenizer([ex["question"] for ex in examples], [ex["context"] for ex in examples],
-                      truncation="only_second", max_length=window, stride=task.stride or 0,
+    questions, n_cut = _cap_questions(tokenizer, [ex["question"] for ex in examples], window // 2)
+    batch = tokenizer(questions, [ex["context"] for ex in examples],
+                      truncation="only_second", max_length=window, stride=stride,
                       return_overflowing_tokens=True, return_offsets_mapping=True)
     offsets = []
     for i, enc in enumerate(batch.encodings):
@@ -191,13 +196,23 @@ def _encode_qa(task: TaskSpec, lang: str, examples: list[dict], tokenizer: Any, 
         seq = batch.sequence_ids(i)
         offsets.append(np.asarray([o if s == 1 else (-1, -1) for o, s in zip(enc.offsets, seq)], dtype=np.int64))
     sample_map = np.asarray(batch["overflow_to_sample_mapping"], dtype=np.int64)
-    out = _build(task, lang, batch.encodings, tokenizer, sample_map, _gold(examples, "answers"), len(examples), 0,
+    out = _build(task, lang, batch.encodings, tokenizer, sample_map, _gold(examples, "answers"), len(examples), n_cut,
                  offsets=offsets, example_ids=[ex["id"] for ex in examples],
                  contexts=[ex["context"] for ex in examples])
     n_split = int((np.bincount(sample_map, minlength=len(examples)) > 1).sum())
-    out.notes.append(f"qa windows of {window} tokens, stride {task.stride}: {out.n_sequences} features from "
+    out.notes.append(f"qa windows of {window} tokens, stride {stride}: {out.n_sequences} features from "
                      f"{len(examples)} examples ({n_split} split)")
     return out
+
+
+def _cap_questions(tokenizer: Any, questions: list[str], max_tokens: int) -> tuple[list[str], int]:
+    """Cut questions longer than max_tokens word pieces (else no context fits a window); count them."""
+    pieces = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+    out, n_cut = list(questions), 0
+    for i, offsets in enumerate(pieces["offset_mapping"]):
+        if len(offsets) > max_tokens:
+            out[i], n_cut = questions[i][:offsets[max_tokens - 1][1]], n_cut + 1
+    return out, n_cut
 
 
 def _encode_retrieval(task: TaskSpec, lang: str, examples: list[dict], tokenizer: Any,
