@@ -193,6 +193,8 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
     """A quick TCP probe of the hub, so an offline machine fails in seconds instead of a minute of retries."""
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True             # behind a proxy a direct probe proves nothing; let the libraries try
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
     try:
         socket.create_connection((host, 443), timeout=timeout_s).close()

@@ -92,12 +92,12 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
              UPOS_TAGS, "token_accuracy", "google/xtreme", "udpos.{lang}", "test",
              title="UD-POS part-of-speech tagging", hf_lang_names=tuple(_UDPOS_NAMES.items()),
              hf_note="google/xtreme has XTREME's 33 UD languages; lt, pl, ro, uk, wo need --data local:DIR",
-             fields=("tokens", "tags")),
+             fields=("tokens",)),
     TaskSpec("panx", "tagging",
              _langs("af ar az bg bn de el en es et eu fa fi fr gu he hi hu id it ja jv ka kk ko lt ml mr ms my nl "
                     "pa pl pt qu ro ru sw ta te th tl tr uk ur vi yo zh"),
              PANX_TAGS, "f1_entity", "unimelb-nlp/wikiann", "{lang}", "test",
-             title="WikiANN (PAN-X) named entities", fields=("tokens", "tags")),
+             title="WikiANN (PAN-X) named entities", fields=("tokens",)),
     TaskSpec("xquad", "qa", _langs(_XQUAD_LANGS), None, "f1_em", "google/xquad", "xquad.{lang}", "validation",
              max_length=384, stride=128, title="XQuAD extractive QA", fields=("question", "context")),
     TaskSpec("mlqa", "qa", _langs("ar de en es hi vi zh"), None, "f1_em", "google/xtreme", "MLQA.{lang}.{lang}",
@@ -156,4 +156,6 @@ def describe_tasks() -> list[dict]:
 
 def _source_line(task: TaskSpec) -> str:
     hub = f"hf: {task.hf_path} [{task.hf_config}] {task.hf_split}" if task.hf_path else "hf: none (local only)"
-    return f"{hub}; local: DIR/{task.name}/<lang>.jsonl {{{', '.join(task.fields)}}}"
+    gold = {"pair": "label", "multiple_choice": "label", "tagging": "tags", "qa": "answers"}.get(task.kind)
+    fields = ", ".join(task.fields + ((f"[{gold}]",) if gold else ()))
+    return f"{hub}; local: DIR/{task.name}/<lang>.jsonl {{{fields}}}"
