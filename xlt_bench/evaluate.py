@@ -1,67 +1,260 @@
-"""Quality beside speed: task accuracy from gold labels, agreement and max |Δ| against the reference configuration.
+"""Quality beside speed: task metrics from gold labels, agreement and max |Δ| against the reference configuration,
+and cross-lingual embedding alignment on parallel data.
 
-The reference is eager / fp32 / static on the same inputs (DESIGN §3). Predictions are derived from outputs per task
-kind; accuracy is null when the model has no trained head for the task (random-weight presets).
+Inputs are what the pipeline already holds: per-sequence outputs in input order (token and span heads cut to each
+sequence's real length) and the language's EncodedSet (tokenization.py). The reference is eager / fp32 / static on
+the same inputs (DESIGN §3). Every figure is a fraction in [0, 1]; None (null) where it cannot be measured, with the
+reason in the row's notes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import metrics
+from .tasks import TaskSpec
+from .tokenization import EncodedSet
 
 REFERENCE = ("eager", "fp32", "static")
 FP32_PARITY_TOLERANCE = 1e-4
+# Parallel data, where side 0 and side 1 of a pair say the same thing: alignment is meaningful there. Mewsli-X and
+# LAReQA pair a query with an answer, which is retrieval but not translation. XNLI's language files are parallel too,
+# but its model has a classification head whose logits are no sentence embedding: alignment would need a second,
+# pooled forward pass, so it is left to Tatoeba.
+PARALLEL_TASKS = ("tatoeba",)
+MAP_K = 20
 
 
-def predictions(kind: str, outputs: Sequence[np.ndarray], example_index: np.ndarray) -> np.ndarray:
-    """One prediction per example (pair, multiple choice, retrieval) or one per labelled token (tagging, flattened)."""
+@dataclass
+class Quality:
+    """The quality fields of one row (see COMMON.md's row layout)."""
+
+    accuracy: float | None = None
+    accuracy_metric: str | None = None
+    exact_match: float | None = None          # extractive QA only; accuracy holds F1
+    alignment_cosine: float | None = None
+    alignment_top1: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_row_fields(self, kind: str) -> dict[str, Any]:
+        out = {"accuracy": self.accuracy, "accuracy_metric": self.accuracy_metric,
+               "alignment_cosine": self.alignment_cosine, "alignment_top1": self.alignment_top1}
+        if kind == "qa":
+            out["exact_match"] = self.exact_match
+        return out
+
+
+# --- the pipeline's entry point ----------------------------------------------------------------------------------
+
+def fill_quality(spec: TaskSpec, sets: Sequence[EncodedSet], rows: list[dict[str, Any]],
+                 outputs: dict[tuple, list[np.ndarray]], *, trained_head: bool, random_weights: bool) -> None:
+    """Add accuracy, agreement, max |Δ|, parity and alignment to every row of one task, in place.
+    outputs is keyed (lang, backend, dtype, batching), as the pipeline collects it."""
+    by_lang = {es.lang: es for es in sets}
+    predicted: dict[tuple, Any] = {}         # predictions per configuration, computed once
+
+    def preds(key: tuple) -> Any:
+        if key not in predicted:
+            predicted[key] = predictions(by_lang[key[0]], outputs[key])
+        return predicted[key]
+
+    for row in rows:
+        es = by_lang[row["lang"]]
+        key = (row["lang"], row["backend"], row["dtype"], row["batching"])
+        quality = evaluate_outputs(spec, es, outputs[key], trained_head=trained_head, random_weights=random_weights)
+        row.update(quality.as_row_fields(spec.kind))
+        row.setdefault("notes", []).extend(n for n in quality.notes if n not in row["notes"])
+        row["is_reference"] = key[1:] == REFERENCE
+        ref_key = (row["lang"],) + REFERENCE
+        if ref_key not in outputs:
+            row.update(agreement=None, max_abs_diff=None, parity_ok=None)
+            row["notes"].append("agreement null: the run has no reference configuration (eager/fp32/static)")
+            continue
+        diff = max_abs_diff(outputs[key], outputs[ref_key])
+        row.update(agreement=agreement(preds(key), preds(ref_key)), max_abs_diff=diff,
+                   parity_ok=parity(row["dtype"], diff))
+        if row["dtype"] != "fp32":
+            row["notes"].append(f"{row['dtype']}: agreement and max |Δ| reported against fp32, parity not judged")
+
+
+# --- accuracy ---------------------------------------------------------------------------------------------------
+
+def evaluate_outputs(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray], *, trained_head: bool,
+                     random_weights: bool) -> Quality:
+    """The task's own metric (and alignment on parallel data) for one configuration's outputs."""
+    quality = Quality(accuracy_metric="f1" if spec.kind == "qa" else spec.metric)
+    if es.extra.get("synthetic"):
+        quality.notes.append("accuracy null: synthetic inputs (random token ids) have no gold labels")
+        return quality
+    if spec.kind == "retrieval":
+        return _retrieval_quality(spec, es, outs, quality, random_weights)
+    if not trained_head:
+        quality.notes.append(f"accuracy null: the model has no trained {spec.name} head "
+                             f"({'random weights' if random_weights else 'head missing from the checkpoint'})")
+        return quality
+    if es.labels is None:
+        quality.notes.append("accuracy null: the data has no gold labels")
+        return quality
+    if spec.kind == "qa":
+        quality.accuracy, quality.exact_match = qa_f1_em(es, outs, lang=es.lang if spec.name == "mlqa" else None)
+    elif spec.kind == "tagging":
+        quality.accuracy = tagging_score(spec, es, outs)
+    else:
+        quality.accuracy = metrics.accuracy(predictions(es, outs), np.asarray(es.labels))
+    return quality
+
+
+def tagging_score(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray]) -> float | None:
+    """Entity-level F1 (seqeval) for PAN-X, token accuracy for UD-POS, over each word's first sub-word."""
+    pred, gold = metrics.tag_predictions(list(outs), es.labels)
+    if spec.metric == "f1_entity":
+        return metrics.entity_f1(metrics.ids_to_tags(pred, spec.labels), metrics.ids_to_tags(gold, spec.labels))
+    return metrics.token_accuracy(pred, gold)
+
+
+def qa_f1_em(es: EncodedSet, outs: Sequence[np.ndarray], lang: str | None = None) -> tuple[float | None, float | None]:
+    """SQuAD F1 and EM of each example's best span over its windows (lang: MLQA's normalisation)."""
+    texts = qa_answer_texts(es, outs)
+    gold = [list((answers or {}).get("text") or []) for answers in es.labels]
+    return metrics.squad_f1_em(texts, gold, lang)
+
+
+def qa_answer_texts(es: EncodedSet, outs: Sequence[np.ndarray]) -> list[str]:
+    """The predicted answer text per example: the context characters of its best-scoring span."""
+    offsets, contexts = es.extra["offsets"], es.extra["contexts"]
+    texts = []
+    for example, (window, start, end) in enumerate(_best_spans(es, outs)):
+        if window < 0:
+            texts.append("")
+            continue
+        span = offsets[window]
+        texts.append(contexts[example][int(span[start][0]):int(span[end][1])])
+    return texts
+
+
+def _best_spans(es: EncodedSet, outs: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
+    """(window, start, end) per example, the highest start+end score over the example's windows, restricted to
+    context tokens when the data side stored offsets. (-1, -1, -1) when no window has a valid span."""
+    offsets = es.extra.get("offsets")
+    best: list[tuple[float, int, int, int]] = [(-np.inf, -1, -1, -1) for _ in range(es.n_examples)]
+    for window, (logits, example) in enumerate(zip(outs, es.example_index)):
+        logits = np.asarray(logits).reshape(len(logits), -1)
+        allowed = None
+        if offsets is not None:
+            n = min(len(logits), len(offsets[window]))
+            logits, allowed = logits[:n], offsets[window][:n, 0] >= 0
+        span = metrics.best_span(logits, allowed)
+        if span is not None and span[2] > best[example][0]:
+            best[example] = (span[2], window, span[0], span[1])
+    return [(w, s, e) for _, w, s, e in best]
+
+
+def _retrieval_quality(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray], quality: Quality,
+                       random_weights: bool) -> Quality:
+    """Retrieval needs no head: the mean-pooled embedding is the model's own, so it is measured for any model."""
+    src, tgt = retrieval_sides(es, outs)
+    if src is None:
+        quality.notes.append("accuracy null: the data has no aligned text/en sides")
+        return quality
+    if spec.metric == "retrieval_map20":
+        relevant = [[i] for i in range(len(src))]     # the local layout pairs each text with one target
+        quality.accuracy = metrics.retrieval_map_at_k(src, tgt, relevant, k=MAP_K)
+    else:
+        quality.accuracy = metrics.retrieval_top1(src, tgt)
+    if spec.name in PARALLEL_TASKS:
+        quality.alignment_cosine = metrics.mean_cosine(src, tgt)
+        quality.alignment_top1 = metrics.retrieval_top1(src, tgt)
+    if random_weights:
+        quality.notes.append("retrieval accuracy and alignment measure a random-weight model (no pretraining)")
+    return quality
+
+
+def retrieval_sides(es: EncodedSet, outs: Sequence[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """[n, dim] embeddings of each pair's own-language side (extra['side'] == 0) and of its English side (1), in
+    example order; pairs missing a side are dropped. (None, None) when the set records no sides."""
+    side = es.extra.get("side")
+    if side is None or not len(outs):
+        return None, None
+    side = np.asarray(side)
+    first = {int(e): i for i, e in enumerate(es.example_index) if side[i] == 0}
+    second = {int(e): i for i, e in enumerate(es.example_index) if side[i] == 1}
+    pairs = sorted(set(first) & set(second))
+    if not pairs:
+        return None, None
+    src = np.stack([np.asarray(outs[first[e]], dtype=np.float64).ravel() for e in pairs])
+    tgt = np.stack([np.asarray(outs[second[e]], dtype=np.float64).ravel() for e in pairs])
+    return src, tgt
+
+
+# --- predictions and agreement -----------------------------------------------------------------------------------
+
+def predictions(es: EncodedSet, outs: Sequence[np.ndarray]) -> np.ndarray:
+    """What a configuration predicts, in a form two configurations can be compared on:
+    pair: label per example; multiple_choice: chosen sequence per example; tagging: label per labelled token
+    (every real token when there are no labels), flattened; qa: 'window:start:end' of each example's best span;
+    retrieval: index of each sentence's nearest English side."""
+    kind = es.kind
     if kind == "pair":
-        return np.array([int(np.argmax(o)) for o in outputs])
+        return np.array([int(np.argmax(o)) for o in outs], dtype=np.int64)
     if kind == "multiple_choice":
-        scores = np.array([float(o.reshape(-1)[0]) for o in outputs])
-        n_examples = int(example_index.max()) + 1 if len(example_index) else 0
-        return np.array([int(np.argmax(scores[example_index == e])) for e in range(n_examples)])
-    if kind in ("tagging", "qa"):
-        return np.concatenate([np.argmax(o, axis=-1).reshape(-1) for o in outputs]) if outputs else np.array([])
-    if kind == "retrieval":
-        return _nearest_partner(np.stack(outputs))
-    raise ValueError(f"unknown task kind {kind}")
-
-
-def _nearest_partner(embeddings: np.ndarray) -> np.ndarray:
-    # Without side information every embedding's nearest other embedding is its prediction.
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    sims = unit @ unit.T
-    np.fill_diagonal(sims, -np.inf)
-    return np.argmax(sims, axis=1)
-
-
-def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
-    return float(max((np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))) for a, b in zip(outputs, reference)),
-                     default=0.0))
-
-
-def compare_to_reference(kind: str, dtype: str, outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                         example_index: np.ndarray) -> dict[str, Any]:
-    diff = max_abs_diff(outputs, reference)
-    agree = metrics.agreement(predictions(kind, outputs, example_index), predictions(kind, reference, example_index))
-    # fp32 must match the reference numerically; reduced precisions are reported (agreement, max |Δ|), not judged.
-    parity = diff <= FP32_PARITY_TOLERANCE if dtype == "fp32" else None
-    return {"agreement": agree, "max_abs_diff": diff, "parity_ok": parity}
-
-
-def task_accuracy(kind: str, metric: str, outputs: Sequence[np.ndarray], gold: list | None,
-                  example_index: np.ndarray) -> float | None:
-    """The task's metric from gold labels, or None when there are none to compare with."""
-    if gold is None:
-        return None
-    if kind in ("pair", "multiple_choice"):
-        return metrics.accuracy(predictions(kind, outputs, example_index), np.asarray(gold))
+        return _choices(np.array([float(np.asarray(o).ravel()[0]) for o in outs]), es.example_index)
     if kind == "tagging":
-        preds = [np.argmax(o, axis=-1) for o in outputs]
-        return metrics.token_accuracy(preds, [np.asarray(g) for g in gold])
-    return None
+        return _token_predictions(outs, es.labels)
+    if kind == "qa":
+        return np.array([f"{w}:{s}:{e}" for w, s, e in _best_spans(es, outs)], dtype=object)
+    if kind == "retrieval":
+        src, tgt = retrieval_sides(es, outs)
+        if src is None:
+            return np.array([], dtype=np.int64)
+        return np.argmax(metrics.cosine_matrix(src, tgt), axis=1)
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def _choices(scores: np.ndarray, example_index: np.ndarray) -> np.ndarray:
+    """Index (within its example) of the best-scoring sequence, per example in example order."""
+    example_index = np.asarray(example_index)
+    order = np.argsort(example_index, kind="stable")
+    bounds = np.flatnonzero(np.diff(example_index[order])) + 1
+    return np.array([int(np.argmax(scores[group])) for group in np.split(order, bounds)] if len(order) else [],
+                    dtype=np.int64)
+
+
+def _token_predictions(outs: Sequence[np.ndarray], labels: list | None) -> np.ndarray:
+    if not outs:
+        return np.array([], dtype=np.int64)
+    if labels is None:
+        return np.concatenate([np.argmax(o, axis=-1).ravel() for o in outs])
+    pred, _ = metrics.tag_predictions(list(outs), labels)
+    return np.concatenate(pred) if pred else np.array([], dtype=np.int64)
+
+
+def agreement(pred: np.ndarray, reference: np.ndarray) -> float | None:
+    return metrics.agreement(pred, reference)
+
+
+def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float | None:
+    """Largest |Δ| over every sequence's output (token outputs are already cut to the real tokens)."""
+    if len(outputs) != len(reference):
+        raise ValueError(f"max_abs_diff: {len(outputs)} outputs but {len(reference)} reference outputs")
+    diffs = [metrics.max_abs_diff(a, b) for a, b in zip(outputs, reference)]
+    diffs = [d for d in diffs if d is not None]
+    return max(diffs) if diffs else None
+
+
+def parity(dtype: str, diff: float | None) -> bool | None:
+    """fp32 must match the reference numerically; reduced precisions are reported, not judged."""
+    if dtype != "fp32" or diff is None:
+        return None
+    return bool(diff <= FP32_PARITY_TOLERANCE)
+
+
+def compare_to_reference(es: EncodedSet, dtype: str, outputs: Sequence[np.ndarray],
+                         reference: Sequence[np.ndarray]) -> dict[str, Any]:
+    """agreement, max_abs_diff and parity_ok of one configuration against the reference's outputs."""
+    diff = max_abs_diff(outputs, reference)
+    return {"agreement": agreement(predictions(es, outputs), predictions(es, reference)), "max_abs_diff": diff,
+            "parity_ok": parity(dtype, diff)}
