@@ -129,3 +129,13 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch, bundle):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` raise ImportError
     with pytest.raises(InputError, match=r"xlt-bench\[onnxruntime\]"):
         OnnxRuntimeBackend(bundle).load()
+
+
+def test_cuda_without_cuda_provider_is_input_error(bundle):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed")
+    with pytest.raises(InputError, match="onnxruntime-gpu") as err:
+        OnnxRuntimeBackend(bundle, device="cuda").load()
+    assert err.value.field == "device"
