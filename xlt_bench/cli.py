@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"xlt-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `xlt-bench tasks | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("xlt-bench: interrupted; results.incomplete.json marks the partial run", file=sys.stderr)
         return 130

@@ -172,11 +172,13 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_
         backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
         backend.load()
         cost = _cost_model(cfg, backend, bundle)
+        warmed: set[tuple[int, int]] = set()  # shapes this backend has run once already
         peak = _peak_for(run_meta, backend.gemm_library, dtype)
         desc = f"{spec.name} {backend_name}/{dtype}"
         for es in tqdm(workload.sets, desc=desc, unit="lang", leave=False):
-            for batching in cfg.batching:
-                row, outs = _measure_one(cfg, backend, es, batching, cost, shape, peak, workload.max_length)
+            for batching in _batchings(cfg):
+                row, outs = _measure_one(cfg, backend, es, batching, cost, shape, peak, workload.max_length,
+                                         warmed)
                 row["notes"].extend(backend.notes)
                 rows.append(row)
                 outputs[(es.lang, backend_name, dtype, batching)] = outs
@@ -185,8 +187,13 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_
     return rows
 
 
+def _batchings(cfg: RunConfig) -> tuple[str, ...]:
+    # Fixed-shape mode runs B x L batches as given: every strategy would build the same batches.
+    return ("static",) if cfg.shape is not None else cfg.batching
+
+
 def _cost_model(cfg: RunConfig, backend, bundle: ModelBundle) -> CostModel | None:
-    if "dynamic" not in cfg.batching:
+    if "dynamic" not in _batchings(cfg):
         return None
     if not cfg.cost_model:
         return CostModel.default()
@@ -195,7 +202,7 @@ def _cost_model(cfg: RunConfig, backend, bundle: ModelBundle) -> CostModel | Non
 
 
 def _measure_one(cfg: RunConfig, backend, es, batching: str, cost: CostModel | None, shape: EncoderShape,
-                 peak: float | None, max_length: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+                 peak: float | None, max_length: int, warmed: set) -> tuple[dict[str, Any], list[np.ndarray]]:
     from .trackers import EnergyTracker, MemoryTracker, joules_per_1k_tokens
     lengths = es.lengths
     # Static pads every sequence to --max-length (XTREME's scripts); --shape fixes B and L outright.
@@ -206,7 +213,8 @@ def _measure_one(cfg: RunConfig, backend, es, batching: str, cost: CostModel | N
     prepared = prepare_batches(backend, es.input_ids, es.token_type_ids, batches, backend.bundle.pad_id)
     with MemoryTracker(cfg.device) as memory, EnergyTracker(cfg.device) as energy:
         m = measure(backend, prepared, batches, lengths, min_seconds=cfg.min_seconds, min_repeats=cfg.min_repeats,
-                    inject_delay_ms=cfg.inject_delay_ms, seq_output=backend.bundle.head in ("token", "span"))
+                    inject_delay_ms=cfg.inject_delay_ms, seq_output=backend.bundle.head in ("token", "span"),
+                    warmed_shapes=warmed)
     ident = dict(task=es.task, lang=es.lang, model=cfg.model, backend=backend.name, device=cfg.device,
                  dtype=backend.dtype, batching=batching)
     row = measurement_row(ident=ident, lengths=lengths, n_examples=es.n_examples, measurement=m, shape=shape,
@@ -223,14 +231,5 @@ def _measure_one(cfg: RunConfig, backend, es, batching: str, cost: CostModel | N
 
 def _evaluate_rows(spec: TaskSpec, bundle: ModelBundle, workload: Workload, rows: list[dict[str, Any]],
                    outputs: dict[tuple, list[np.ndarray]]) -> None:
-    by_lang = {es.lang: es for es in workload.sets}
-    for row in rows:
-        es = by_lang[row["lang"]]
-        outs = outputs[(row["lang"], row["backend"], row["dtype"], row["batching"])]
-        row["accuracy_metric"] = spec.metric
-        if bundle.trained_head:
-            row["accuracy"] = evaluate.task_accuracy(spec.kind, spec.metric, outs, es.labels, es.example_index)
-        reference = outputs.get((row["lang"],) + evaluate.REFERENCE)
-        row["is_reference"] = (row["backend"], row["dtype"], row["batching"]) == evaluate.REFERENCE
-        if reference is not None:
-            row.update(evaluate.compare_to_reference(spec.kind, row["dtype"], outs, reference, es.example_index))
+    evaluate.fill_quality(spec, workload.sets, rows, outputs, trained_head=bundle.trained_head,
+                          random_weights=bundle.is_preset)

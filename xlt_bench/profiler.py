@@ -46,15 +46,20 @@ def prepare_batches(backend: Backend, input_ids: Sequence[np.ndarray], token_typ
     return [backend.prepare(collate(input_ids, token_type_ids, b, pad_id)) for b in batches]
 
 
-def warm_up(backend: Backend, prepared: Sequence, batches: Sequence[Batch]) -> int:
-    """Run each distinct padded shape once (compilation, allocator and cache effects stay out of the timing)."""
-    seen: set[tuple[int, int]] = set()
+def warm_up(backend: Backend, prepared: Sequence, batches: Sequence[Batch],
+            warmed: set[tuple[int, int]] | None = None) -> int:
+    """Run each padded shape this backend has not run yet once, so compilation, allocator and cache effects stay out
+    of the timing. `warmed` is the backend's set of shapes already run (shared across languages and batchings:
+    a shape warmed for one language is warm for the next). Returns how many shapes were warmed now."""
+    warmed = set() if warmed is None else warmed
+    count = 0
     for batch, inputs in zip(batches, prepared):
-        if batch.shape not in seen:
-            seen.add(batch.shape)
+        if batch.shape not in warmed:
+            warmed.add(batch.shape)
             backend.fetch(backend.forward(inputs))
+            count += 1
     backend.synchronize()
-    return len(seen)
+    return count
 
 
 def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.0) -> tuple[list, list[float], float]:
@@ -94,8 +99,8 @@ def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: floa
 
 def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
             min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0,
-            seq_output: bool = False) -> Measurement:
-    warmed = warm_up(backend, prepared, batches)
+            seq_output: bool = False, warmed_shapes: set[tuple[int, int]] | None = None) -> Measurement:
+    warmed = warm_up(backend, prepared, batches, warmed_shapes)
     latencies: list[float] = []
     walls: list[float] = []
     first_outputs: list = []
