@@ -33,6 +33,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny-mbert": dict(family="bert", vocab_size=119547, hidden_size=32, num_hidden_layers=2,
                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
                        type_vocab_size=2, pad_token_id=0),
+    # Quick CI benchmark (benchmarks/ci.toml): XLM-R vocabulary and layout scaled to 4 layers x 256 hidden, so a
+    # forward pass is compute-bound like xlmr-base (not overhead-bound like tiny) at ~1/27 of its FLOPs per token.
+    "mini-xlmr": dict(family="xlm-roberta", vocab_size=250002, hidden_size=256, num_hidden_layers=4,
+                      num_attention_heads=4, intermediate_size=1024, max_position_embeddings=514,
+                      type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
 }
 
 # What the model's output means, by task kind (see tasks.py).
