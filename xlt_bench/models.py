@@ -126,6 +126,8 @@ def build_model(name: str, kind: str, num_labels: int, seed: int = 0) -> ModelBu
     head = HEAD_FOR_KIND[kind]
     if head == "pooled":
         num_labels = 0
+    elif head == "span":
+        num_labels = 2  # start and end logits, whatever the caller passed
     if name in PRESETS:
         cfg = preset_config(name, max(num_labels, 1))
         model = _random_model(_auto_class(head), cfg, seed)
