@@ -212,3 +212,40 @@ def test_no_reference_in_the_run_leaves_agreement_null_with_a_note():
 def test_max_abs_diff_rejects_mismatched_output_counts():
     with pytest.raises(ValueError):
         evaluate.max_abs_diff([np.zeros(2)], [np.zeros(2), np.zeros(2)])
+
+
+# --- through the data side's real encodings (tiny WordPiece vocabulary from conftest) -------------------------------
+
+def test_tagging_scores_first_subwords_of_a_real_encoding(tiny_tokenizer):
+    from xlt_bench.tokenization import encode
+    spec = get_task("panx")
+    # "cats" splits into cat ##s: only "cat" carries the tag, so predicting anything on "##s" cannot hurt.
+    examples = [{"tokens": ["the", "cats", "sat", "in", "paris"], "tags": [0, 1, 2, 0, 5]}]
+    es = encode(spec, "en", examples, tiny_tokenizer, max_length=32, vocab_size=64, takes_token_types=True)
+    gold = es.labels[0]
+    pred_ids = np.where(gold == X, 6, gold)                     # I-LOC everywhere there is no label
+    outs = [_tag_logits(pred_ids, 7)]
+    assert _quality("panx", es, outs).accuracy == 1.0
+    pred_ids[list(gold).index(5)] = 0                            # miss the LOC entity: P = 1, R = 1/2
+    assert _quality("panx", es, [_tag_logits(pred_ids, 7)]).accuracy == pytest.approx(2 / 3)
+
+
+def test_qa_spans_map_back_through_real_offsets_and_windows(tiny_tokenizer):
+    from xlt_bench.tokenization import encode
+    spec = get_task("xquad")
+    context = "the cat sat on the mat . the dog lives in london . the cat lives in paris ."
+    examples = [{"id": "q1", "question": "where lives the cat ?", "context": context,
+                 "answers": {"text": ["paris"], "answer_start": [context.index("paris")]}}]
+    es = encode(spec, "en", examples, tiny_tokenizer, max_length=16, vocab_size=64, takes_token_types=True)
+    assert es.n_sequences > 1                                   # the context is split over several windows
+    paris, london = tiny_tokenizer.convert_tokens_to_ids(["paris", "london"])
+    outs = []
+    for ids, offsets in zip(es.input_ids, es.extra["offsets"]):
+        logits = np.zeros((len(ids), 2))
+        for token, score in ((paris, 3.0), (london, 2.0)):
+            hit = (ids == token) & (offsets[:, 0] >= 0)
+            logits[hit] = score
+        outs.append(logits)
+    assert evaluate.qa_answer_texts(es, outs) == ["paris"]
+    q = _quality("xquad", es, outs)
+    assert (q.accuracy, q.exact_match) == (1.0, 1.0)
