@@ -1,0 +1,111 @@
+"""Timing discipline and order restoration with the real eager backend on a tiny preset, and the ALL aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xlt_bench.backends.eager import EagerBackend
+from xlt_bench.batching import Batch, make_batches
+from xlt_bench.flops import EncoderShape
+from xlt_bench.models import build_model
+from xlt_bench.profiler import measure, prepare_batches, probe_cost_model, restore_order, timed_pass, warm_up
+from xlt_bench.rows import all_rows, measurement_row
+from xlt_bench.schema import ALL_LANGS
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = EagerBackend(build_model("tiny-xlmr", "pair", 3), "cpu", "fp32", threads=1)
+    b.load()
+    return b
+
+
+def _ids(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([[0], rng.integers(5, 1000, n - 2), [2]]).astype(np.int64) for n in lengths]
+
+
+def test_restore_order_puts_outputs_back_in_input_order():
+    batches = [Batch(np.array([2, 0]), 4), Batch(np.array([1]), 4)]
+    outs = [np.array([[20.0], [0.0]]), np.array([[10.0]])]
+    restored = restore_order(outs, batches, np.array([3, 3, 3]), seq_output=False)
+    assert [float(r[0]) for r in restored] == [0.0, 10.0, 20.0]
+    token_outs = [np.arange(2 * 4 * 1).reshape(2, 4, 1).astype(float), np.zeros((1, 4, 1))]
+    restored = restore_order(token_outs, batches, np.array([2, 1, 3]), seq_output=True)
+    assert restored[2].shape == (3, 1) and restored[0].shape == (2, 1)  # cut to each sequence's real length
+    assert restored[0][:, 0].tolist() == [4.0, 5.0]
+
+
+def test_dynamic_outputs_equal_static_outputs_in_input_order(backend):
+    lengths = np.array([9, 30, 12, 5, 27, 16, 8, 21])
+    ids = _ids(lengths)
+    results = {}
+    for strategy in ("static", "dynamic"):
+        batches = make_batches(lengths, strategy, batch_size=3, max_length=32, max_tokens=64)
+        prepared = prepare_batches(backend, ids, None, batches, pad_id=1)
+        results[strategy] = measure(backend, prepared, batches, lengths).outputs
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(results["static"], results["dynamic"]))
+    assert diff <= 1e-4
+
+
+def test_warm_up_runs_each_new_shape_once(backend):
+    lengths = np.array([5, 5, 5, 5, 9])
+    batches = make_batches(lengths, "static", batch_size=2, max_length=16)  # shapes (2,16),(2,16),(1,16)
+    prepared = prepare_batches(backend, _ids(lengths), None, batches, pad_id=1)
+    warmed: set = set()
+    assert warm_up(backend, prepared, batches, warmed) == 2
+    assert warmed == {(2, 16), (1, 16)}
+    assert warm_up(backend, prepared, batches, warmed) == 0  # already warm: nothing runs again
+
+
+def test_repeats_until_min_seconds_and_min_repeats(backend):
+    lengths = np.array([6, 7])
+    batches = make_batches(lengths, "static", batch_size=2, max_length=8)
+    prepared = prepare_batches(backend, _ids(lengths), None, batches, pad_id=1)
+    m = measure(backend, prepared, batches, lengths, min_repeats=3)
+    assert m.n_repeats == 3 and len(m.latencies_ms) == 3
+    m = measure(backend, prepared, batches, lengths, min_seconds=0.05, inject_delay_ms=20)
+    assert m.n_repeats >= 3  # each pass sleeps 20 ms inside the timed region
+    assert min(m.latencies_ms) >= 20.0
+    assert m.wall_s >= m.forward_s > 0
+
+
+def test_injected_delay_is_inside_the_timed_region(backend):
+    lengths = np.array([6])
+    batches = make_batches(lengths, "static", batch_size=1, max_length=8)
+    prepared = prepare_batches(backend, _ids(lengths), None, batches, pad_id=1)
+    _, fast, _ = timed_pass(backend, prepared)
+    _, slow, _ = timed_pass(backend, prepared, inject_delay_ms=30)
+    assert slow[0] >= 30.0 and slow[0] > fast[0]
+
+
+def test_cost_probe_fits_a_positive_model(backend):
+    model, samples = probe_cost_model(backend, vocab_size=250002, pad_id=1, max_length=128, repeats=1)
+    assert len(samples) == 7 and all(s[2] > 0 for s in samples)
+    assert model(8, 64) > 0
+
+
+def _row(lang, batching, real, padded, wall, lat, n=10):
+    from xlt_bench.profiler import Measurement
+    lengths = np.full(n, real // n)
+    m = Measurement(batches=[Batch(np.arange(n), padded // n)], latencies_ms=lat, pass_wall_s=[wall],
+                    outputs=[], warmup_shapes=1)
+    ident = dict(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching)
+    shape = EncoderShape(hidden=8, layers=1, heads=2, ffn=16, head="sequence", num_labels=3)
+    return measurement_row(ident=ident, lengths=lengths, n_examples=n, measurement=m, shape=shape, peak_flops=1e9)
+
+
+def test_all_row_sums_tokens_and_time_and_pools_latencies():
+    # en: 100 real / 200 padded tokens in 0.5 s; th: 300 real / 400 padded in 1.5 s.
+    en = _row("en", "static", 100, 200, 0.5, [500.0])
+    th = _row("th", "static", 300, 400, 1.5, [1500.0])
+    assert en["throughput_tok_s"] == pytest.approx(200.0) and en["padding_waste"] == pytest.approx(0.5)
+    row, = all_rows([en, th])
+    assert row["lang"] == ALL_LANGS
+    assert row["real_tokens"] == 400 and row["padded_tokens"] == 600
+    assert row["padding_waste"] == pytest.approx(1 - 400 / 600)
+    assert row["wall_s"] == pytest.approx(2.0) and row["throughput_tok_s"] == pytest.approx(200.0)
+    assert row["latency_ms_p50"] == pytest.approx(1000.0)  # median of [500, 1500]
+    assert row["flops_useful"] == en["flops_useful"] + th["flops_useful"]
+    assert row["mfu"] == pytest.approx(row["flops_useful"] / 2.0 / 1e9)
