@@ -5,7 +5,9 @@ tasks -> dataset -> tokenization/synthetic -> batching -> backends -> profiler -
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,11 @@ from .schema import atomic_write_text, write_results
 from .tasks import TaskSpec, get_task, resolve_langs
 
 log = logging.getLogger("xlt_bench")
+
+
+def _say(message: str) -> None:
+    """Progress line on stderr that does not break the progress bars."""
+    tqdm.write(f"xlt-bench: {message}", file=sys.stderr)
 
 RESULT_FILES = ("results.json", "rows.csv", "report.md", "report.html")
 
@@ -115,6 +122,7 @@ def _backend_dtype_pairs(cfg: RunConfig) -> list[tuple[str, str]]:
 def _measure_peaks(cfg: RunConfig, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     from .peak import measure_peaks
     needed = sorted({(get_backend_class(b).gemm_library, d) for b, d in pairs})
+    _say("measuring GEMM peaks for MFU: " + ", ".join(f"{lib}/{d}" for lib, d in needed))
     return measure_peaks(needed, cfg.device, cfg.threads)
 
 
@@ -159,6 +167,7 @@ def load_workload(cfg: RunConfig, spec: TaskSpec, bundle: ModelBundle) -> Worklo
 
 
 def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_meta: dict) -> list[dict[str, Any]]:
+    _say(f"{spec.name}: loading model {cfg.model}")
     bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed)
     run_meta["notes"].extend(n for n in bundle.notes if n not in run_meta["notes"])
     workload = load_workload(cfg, spec, bundle)
@@ -170,12 +179,15 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_
     outputs: dict[tuple, list[np.ndarray]] = {}
     for backend_name, dtype in pairs:
         backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
+        _say(f"{spec.name}: preparing {backend_name}/{dtype} on {cfg.device}")
         backend.load()
         cost = _cost_model(cfg, backend, bundle)
+        if cost is not None:
+            run_meta.setdefault("cost_models", {})[f"{spec.name}/{backend_name}/{dtype}"] = dataclasses.asdict(cost)
         warmed: set[tuple[int, int]] = set()  # shapes this backend has run once already
         peak = _peak_for(run_meta, backend.gemm_library, dtype)
         desc = f"{spec.name} {backend_name}/{dtype}"
-        for es in tqdm(workload.sets, desc=desc, unit="lang", leave=False):
+        for es in tqdm(workload.sets, desc=desc, unit="lang", leave=True):
             for batching in _batchings(cfg):
                 row, outs = _measure_one(cfg, backend, es, batching, cost, shape, peak, workload.max_length,
                                          warmed)
