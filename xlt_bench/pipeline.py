@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import defaultdict
+from contextlib import contextmanager
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,22 @@ from .schema import atomic_write_text, write_results
 from .tasks import TaskSpec, get_task, resolve_langs
 
 log = logging.getLogger("xlt_bench")
+
+
+class StageClock:
+    """Wall seconds per stage of the whole run, so the report can show where a run's time went beyond the timed
+    forward calls (model build, export, peaks, cost probes, warm-up)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
 
 
 def _say(message: str) -> None:
@@ -55,13 +73,15 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     run_meta = run_metadata(cfg.to_dict())
     run_meta.update(incomplete=True, skipped=[], notes=[])
     rows: list[dict[str, Any]] = []
+    clock = StageClock()
     try:
         _check_device(cfg)
         specs = [get_task(t) for t in cfg.tasks]
         pairs = _backend_dtype_pairs(cfg)
-        run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, pairs)
+        with clock("gemm_peaks"):
+            run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, pairs)
         for spec in specs:
-            rows.extend(_run_task(cfg, spec, pairs, run_meta))
+            rows.extend(_run_task(cfg, spec, pairs, run_meta, clock))
     except KeyboardInterrupt:
         # Leave a file that says what it is; never one that looks like a finished results.json.
         run_meta["notes"].append("interrupted by the user (Ctrl-C): rows are partial")
@@ -71,9 +91,21 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     rows.extend(all_rows(rows))
     run_meta["incomplete"] = False
     finish_metadata(run_meta, started)
+    run_meta["time_breakdown_s"] = _breakdown(clock, rows, run_meta)
     write_results(out_dir / "results.json", run_meta, rows)
     _write_csv(out_dir / "rows.csv", rows)
     return {"schema_version": 1, "run": run_meta, "rows": rows}
+
+
+def _breakdown(clock: StageClock, rows: list[dict[str, Any]], run_meta: dict) -> dict[str, float]:
+    """Where the run's wall time went. `timed_forward` is inside forward calls; `timed_harness` is the rest of the
+    timed region (the harness's own overhead while measuring)."""
+    per_lang = [r for r in rows if r["lang"] != "ALL"]
+    out = {k: round(v, 3) for k, v in clock.seconds.items()}
+    out["timed_forward"] = round(sum(r["forward_s"] * r["n_repeats"] for r in per_lang), 3)
+    out["timed_harness"] = round(sum(r["harness_overhead_s"] * r["n_repeats"] for r in per_lang), 3)
+    out["total"] = round(run_meta.get("duration_s") or 0.0, 3)
+    return out
 
 
 def _json(doc: dict) -> str:
@@ -166,11 +198,14 @@ def load_workload(cfg: RunConfig, spec: TaskSpec, bundle: ModelBundle) -> Worklo
     return workload
 
 
-def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_meta: dict) -> list[dict[str, Any]]:
+def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_meta: dict,
+              clock: StageClock) -> list[dict[str, Any]]:
     _say(f"{spec.name}: loading model {cfg.model}")
-    bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed)
+    with clock("model_build"):
+        bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed)
     run_meta["notes"].extend(n for n in bundle.notes if n not in run_meta["notes"])
-    workload = load_workload(cfg, spec, bundle)
+    with clock("data_and_tokenization"):
+        workload = load_workload(cfg, spec, bundle)
     run_meta["skipped"].extend(workload.skipped)
     for es in workload.sets:
         run_meta["notes"].extend(f"{spec.name}/{es.lang}: {n}" for n in es.notes)
@@ -180,8 +215,10 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_
     for backend_name, dtype in pairs:
         backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
         _say(f"{spec.name}: preparing {backend_name}/{dtype} on {cfg.device}")
-        backend.load()
-        cost = _cost_model(cfg, backend, bundle)
+        with clock("backend_load"):
+            backend.load()
+        with clock("cost_probe"):
+            cost = _cost_model(cfg, backend, bundle)
         if cost is not None:
             run_meta.setdefault("cost_models", {})[f"{spec.name}/{backend_name}/{dtype}"] = dataclasses.asdict(cost)
         warmed: set[tuple[int, int]] = set()  # shapes this backend has run once already
@@ -189,13 +226,16 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, pairs: list[tuple[str, str]], run_
         desc = f"{spec.name} {backend_name}/{dtype}"
         for es in tqdm(workload.sets, desc=desc, unit="lang", leave=True):
             for batching in _batchings(cfg):
-                row, outs = _measure_one(cfg, backend, es, batching, cost, shape, peak, workload.max_length,
-                                         warmed)
+                with clock("measure"):
+                    row, outs = _measure_one(cfg, backend, es, batching, cost, shape, peak, workload.max_length,
+                                             warmed)
+                clock.seconds["warmup"] += row["warmup_s"]
                 row["notes"].extend(backend.notes)
                 rows.append(row)
                 outputs[(es.lang, backend_name, dtype, batching)] = outs
         backend.close()
-    _evaluate_rows(spec, bundle, workload, rows, outputs)
+    with clock("evaluation"):
+        _evaluate_rows(spec, bundle, workload, rows, outputs)
     return rows
 
 

@@ -24,6 +24,7 @@ class Measurement:
     pass_wall_s: list[float]        # wall time of each timed pass
     outputs: list[np.ndarray]       # per sequence, input order; token outputs trimmed to the sequence length
     warmup_shapes: int
+    warmup_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -100,7 +101,9 @@ def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: floa
 def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
             min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0,
             seq_output: bool = False, warmed_shapes: set[tuple[int, int]] | None = None) -> Measurement:
+    start = time.perf_counter()
     warmed = warm_up(backend, prepared, batches, warmed_shapes)
+    warmup_s = time.perf_counter() - start
     latencies: list[float] = []
     walls: list[float] = []
     first_outputs: list = []
@@ -113,7 +116,7 @@ def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], leng
     fetched = [backend.fetch(o) for o in first_outputs]
     outputs = restore_order(fetched, batches, lengths, seq_output)
     return Measurement(batches=list(batches), latencies_ms=latencies, pass_wall_s=walls, outputs=outputs,
-                       warmup_shapes=warmed)
+                       warmup_shapes=warmed, warmup_s=warmup_s)
 
 
 def restore_order(batch_outputs: Sequence[np.ndarray], batches: Sequence[Batch], lengths: np.ndarray,

@@ -38,6 +38,7 @@ def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: i
         mean_tokens_per_seq=safe_ratio(stats["real_tokens"], len(lengths)),
         n_repeats=m.n_repeats, latencies_ms=[round(x, 4) for x in m.latencies_ms],
         forward_s=m.forward_s, harness_overhead_s=wall - m.forward_s, warmup_shapes=m.warmup_shapes,
+        warmup_s=m.warmup_s,
         notes=list(m.notes),
     )
     return row
@@ -51,7 +52,8 @@ def _mfu(flops: int, wall: float, peak: float | None) -> float | None:
 
 # How each per-language field combines into the ALL row.
 _SUMMED = ("n_examples", "n_sequences", "n_batches", "real_tokens", "padded_tokens", "wall_s", "flops_useful",
-           "flops_executed", "forward_s", "harness_overhead_s", "n_truncated", "tokenize_s", "energy_j")
+           "flops_executed", "forward_s", "harness_overhead_s", "n_truncated", "tokenize_s", "energy_j",
+           "warmup_s")
 _MAXED = ("max_abs_diff", "peak_rss_mb", "cuda_max_allocated_mb")
 
 
