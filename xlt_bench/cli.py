@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory [RUN_B/compare]")
     p = sub.add_parser("gate", help="fail (exit 1) when the current run regressed against the baseline")
     p.add_argument("--baseline", required=True, help="baseline results.json or run directory")
-    p.add_argument("--current", required=True, help="current results.json or run directory")
+    p.add_argument("--current", required=True, action="append",
+                   help="current results.json or run directory; repeat it to gate on the best value of several reruns")
     p.add_argument("--check", action="append", default=None, metavar="METRIC:THRESHOLD",
                    help="replace the default checks (repeatable), e.g. speedup:0.2 or throughput_tok_s:0.3")
     p = sub.add_parser("export", help="export a run for trend tools")
@@ -148,8 +149,8 @@ def cmd_compare(args) -> int:
 def cmd_gate(args) -> int:
     from .gate import DEFAULT_CHECKS, check_compatible, compare_runs, parse_check
     from .schema import load_results
-    baseline, current = load_results(args.baseline), load_results(args.current)
-    for warning in check_compatible(baseline, current):
+    baseline, current = load_results(args.baseline), [load_results(path) for path in args.current]
+    for warning in dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)):
         print(f"warning: {warning}", file=sys.stderr)
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
     result = compare_runs(baseline, current, checks)
