@@ -301,7 +301,3 @@ def _fmt_change(change: float | None, relative: bool) -> str:
         return "-"
     return f"{change:+.1%}" if relative else f"{change:+.4f}"
 
-
-def aggregate_only(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document restricted to lang == ALL rows (for gating on aggregates only)."""
-    return {**doc, "rows": [r for r in doc["rows"] if r.get("lang") == ALL_LANGS]}
