@@ -16,7 +16,7 @@ from .stats import padding_waste, percentile, safe_ratio
 
 
 def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: int, measurement: Measurement,
-                    shape: EncoderShape, peak_flops: float | None) -> dict[str, Any]:
+                    shape: EncoderShape, peak_flops: float | None = None) -> dict[str, Any]:
     """The efficiency part of a row; accuracy/agreement/parity are filled in by evaluation."""
     m = measurement
     stats = batch_stats(lengths, m.batches)
@@ -42,6 +42,12 @@ def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: i
         notes=list(m.notes),
     )
     return row
+
+
+def apply_peak(row: dict[str, Any], peak_flops: float | None) -> None:
+    """Set the GEMM peak a row's MFU is measured against, and the MFU itself."""
+    row["gemm_peak_flops"] = peak_flops
+    row["mfu"] = _mfu(row["flops_useful"], row["wall_s"], peak_flops)
 
 
 def _mfu(flops: int, wall: float, peak: float | None) -> float | None:
