@@ -1,0 +1,32 @@
+"""The short table printed when a run finishes: one line per all-language configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import tables
+from .blocks import MISSING, num, pct, times
+
+COLUMNS = ("task", "backend", "dtype", "batching", "ALL tok/s", "speedup", "waste", "mfu", "parity")
+
+
+def console_summary(doc: dict[str, Any]) -> str:
+    df = tables.rows_frame(doc)
+    if df.empty:
+        return "no result rows"
+    lines = []
+    for task in tables.ordered(df["task"]):
+        t = tables.config_table(df, task)
+        for _, r in t.sort_values(["backend", "dtype", "batching"], kind="stable").iterrows():
+            parity = {True: "ok", False: "FAILED"}.get(r["parity_ok"], MISSING)
+            lines.append((task, r["backend"], r["dtype"], r["batching"], num(r["throughput_tok_s"]),
+                          times(r["speedup_vs_base"]), pct(r["padding_waste"]), pct(r["mfu"], 2), parity))
+    widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *lines)]
+    numeric = {4, 5, 6, 7}
+
+    def fmt(cells) -> str:
+        return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    base = "speedup = useful tok/s ÷ the same backend/dtype's static run"
+    return "\n".join([fmt(COLUMNS), fmt(["-" * w for w in widths]), *map(fmt, lines), base])

@@ -1,0 +1,22 @@
+"""Blocks -> GitHub markdown. Plots are referenced as files under plots/ next to the .md file."""
+
+from __future__ import annotations
+
+from .blocks import Block, markdown_table
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    parts: list[str] = []
+    for block in blocks:
+        if block.kind == "heading":
+            parts.append("#" * block.level + " " + block.text)
+        elif block.kind == "para":
+            parts.append(block.text)
+        elif block.kind == "bullets":
+            parts.append("\n".join(f"- {item}" for item in block.items))
+        elif block.kind == "table":
+            caption = f"**{block.text}**\n\n" if block.text else ""
+            parts.append(caption + markdown_table(block.table))
+        elif block.kind == "plot":
+            parts.append(f"![{block.text}](plots/{block.plot}.png)")
+    return "\n\n".join(parts) + "\n"

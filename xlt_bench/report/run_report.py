@@ -1,0 +1,77 @@
+"""Assemble one run's report: compute frames, draw charts, lay out blocks, render md and html in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from . import plots, sections, tables
+from .blocks import Block
+from .html import render_html
+from .markdown import render_markdown
+
+
+@dataclass
+class RenderedReport:
+    markdown: str
+    html: str
+    charts: dict[str, plots.Chart]
+    skipped_charts: dict[str, str]
+
+
+def load_group_of() -> Callable[[str, str], str | None] | None:
+    """xlt_bench.languages.group_of, or None where language metadata is unavailable."""
+    try:
+        from ..languages import group_of
+    except ImportError:
+        return None
+    return group_of
+
+
+def correlate(x: list[float], y: list[float]) -> dict[str, Any]:
+    """Pearson and Spearman across languages: xlt_bench.metrics.correlation, else pandas."""
+    try:
+        from ..metrics import correlation
+    except ImportError:
+        correlation = None
+    if correlation is not None:
+        return correlation(x, y)
+    a, b = pd.Series(x, dtype=float), pd.Series(y, dtype=float)
+    return {"pearson": a.corr(b), "spearman": a.rank().corr(b.rank()), "n": len(a)}
+
+
+def build_context(doc: dict[str, Any]) -> dict[str, Any]:
+    df = tables.rows_frame(doc)
+    if df.empty:
+        raise ValueError("the results document has no rows to report")
+    per_lang = tables.per_language_frame(df)
+    return {"df": df, "per_lang": per_lang, "pairs": tables.alignment_pairs(per_lang), "group_of": load_group_of()}
+
+
+def layout(doc: dict[str, Any], ctx: dict[str, Any], charts: dict, skipped: dict) -> list[Block]:
+    df, per_lang = ctx["df"], ctx["per_lang"]
+
+    def chart(name: str) -> Block:
+        return sections.chart_block(name, charts, skipped, plots.CHARTS[name][0])
+
+    return [
+        *sections.run_header(doc),
+        *sections.per_language_section(df),
+        chart("throughput_per_language"), chart("padding_waste_per_language"), chart("speedup_vs_length"),
+        *sections.config_section(df, doc),
+        chart("latency_distribution"), chart("quality_vs_throughput"),
+        *sections.quality_section(df, doc),
+        *sections.grouping_section(per_lang, ctx["group_of"]), chart("groupings"),
+        *sections.correlation_section(ctx["pairs"], correlate), chart("alignment_vs_accuracy"),
+        *sections.skipped_and_notes(df, doc),
+    ]
+
+
+def build_run_report(doc: dict[str, Any]) -> RenderedReport:
+    ctx = build_context(doc)
+    charts, skipped = plots.draw_all(ctx)
+    blocks = layout(doc, ctx, charts, skipped)
+    title = f"xlt-bench report — {doc.get('run', {}).get('id', 'run')}"
+    return RenderedReport(render_markdown(blocks), render_html(blocks, charts, title), charts, skipped)

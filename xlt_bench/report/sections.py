@@ -1,0 +1,243 @@
+"""The content of report.md / report.html for one run, as blocks (see blocks.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..schema import ALL_LANGS
+from . import tables
+from .blocks import MISSING, Block, bullets, heading, num, para, pct, plot, sci, sig, table, times
+
+GROUP_TITLES = {"resource_class": "resource class", "family": "language family", "script": "script"}
+
+
+def run_header(doc: dict[str, Any]) -> list[Block]:
+    run = doc.get("run", {})
+    cfg, env = run.get("config", {}), run.get("env", {})
+    dirty = " (uncommitted changes)" if run.get("git_dirty") else ""
+    lines = [
+        f"Model **{cfg.get('model', '?')}** on **{cfg.get('device', '?')}**, data `{cfg.get('data', '?')}`"
+        f"{', tokenizer `' + str(cfg['tokenizer']) + '`' if cfg.get('tokenizer') else ''}; "
+        f"tasks {_join(cfg.get('tasks'))}; backends {_join(cfg.get('backends'))}; dtype {_join(cfg.get('dtype'))}; "
+        f"batching {_join(cfg.get('batching'))} (static: {cfg.get('batch_size', '?')} rows padded to "
+        f"{cfg.get('max_length', '?')} tokens; dynamic: ≤ {cfg.get('max_tokens', '?')} tokens per batch).",
+        f"Run `{run.get('id', '?')}`, started {run.get('created', '?')}, took {sig(run.get('duration_s'))} s; "
+        f"git `{run.get('git_sha') or '?'}`{dirty}.",
+        f"Machine: {env.get('cpu') or env.get('cpu_model') or 'CPU unknown'}, {env.get('cores', '?')} cores, "
+        f"{env.get('threads', '?')} threads; GPU: {env.get('gpu') or env.get('gpu_name') or 'none'}.",
+    ]
+    return [heading(f"xlt-bench report — {run.get('id', 'run')}", 1), *[para(line) for line in lines]]
+
+
+def _join(values) -> str:
+    if not values:
+        return MISSING
+    return ", ".join(str(v) for v in values) if isinstance(values, (list, tuple)) else str(values)
+
+
+def summary_line(task: str, backend: str, dtype: str, s: dict[str, Any]) -> str:
+    """E.g. 'XNLI, eager fp32: dynamic 2.80× static overall (range 1.90–4.10× across 15 languages); waste 62% → 3%'."""
+    spread = (f" (range {s['low']:.2f}–{s['high']:.2f}× across {s['n_langs']} languages)"
+              if s["n_langs"] > 1 else "")
+    return (f"**{task.upper()}, {backend} {dtype}**: {s['other']} {times(s['overall'])} {s['base']} overall{spread}; "
+            f"padding waste {pct(s['waste_base'], 0)} → {pct(s['waste_other'], 0)}.")
+
+
+def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
+    base, batchings = t.attrs["base"], t.attrs["batchings"]
+    out = pd.DataFrame({"lang": [f"**{x}**" if x == ALL_LANGS else x for x in t.index]})
+    out["tokens/seq"] = [num(v, 1) for v in t["mean_tokens"]]
+    for b in batchings:
+        out[f"{b} tok/s"] = [num(v) for v in t[f"tok_s:{b}"]]
+    for b in batchings:
+        if b != base:
+            out[f"speedup {b}÷{base}"] = [times(v) for v in t[f"speedup:{b}"]]
+    for b in batchings:
+        out[f"waste {b}"] = [pct(v) for v in t[f"waste:{b}"]]
+    for b in batchings:
+        out[f"p50/p99 ms {b}"] = [f"{sig(a)} / {sig(z)}" for a, z in zip(t[f"p50_ms:{b}"], t[f"p99_ms:{b}"])]
+    return out
+
+
+def per_language_section(df: pd.DataFrame) -> list[Block]:
+    blocks = [heading("Throughput per language"),
+              para("Useful tok/s counts real (unpadded) tokens per second of the timed region; speedup divides "
+                   "useful tok/s of the same backend and dtype; waste is the share of executed tokens that are "
+                   "padding; p50/p99 are per-batch latencies.")]
+    summaries = []
+    for task in tables.ordered(df["task"]):
+        blocks.append(heading(task.upper(), 3))
+        for backend, dtype in tables.backend_dtypes(df, task):
+            t = tables.language_table(df, task, backend, dtype)
+            s = tables.task_summary(t)
+            if s is not None:
+                summaries.append(summary_line(task, backend, dtype, s))
+            blocks.append(table(language_table_display(t), f"{task.upper()} — {backend} {dtype}"))
+    return [heading("Summary"), bullets(summaries or ["Only one batching ran: no speedups to report."]), *blocks]
+
+
+def _parity_cell(row) -> str:
+    if row["parity_ok"] is True or row["parity_ok"] == 1.0:
+        return "ok"
+    if row["parity_ok"] is False or row["parity_ok"] == 0.0:
+        return "✗ FAILED"
+    return MISSING
+
+
+def config_table_display(t: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for _, r in t.iterrows():
+        rows.append({
+            "rank": MISSING if np.isnan(r["rank"]) else str(int(r["rank"])),
+            "backend": r["backend"], "dtype": r["dtype"], "batching": r["batching"],
+            "tok/s": num(r["throughput_tok_s"]), f"× {t.attrs['base']}": times(r["speedup_vs_base"]),
+            "× reference": times(r["speedup_vs_reference"]), "MFU": pct(r["mfu"], 2),
+            "accuracy": pct(r["accuracy"]), "agreement": pct(r["agreement"]), "max abs Δ": sci(r["max_abs_diff"]),
+            "parity": _parity_cell(r), "harness overhead": pct(r["overhead_share"]),
+            "tokenize s": sig(r["tokenize_s"]), "memory MB": f"{num(r['memory_mb'])} {r['memory_kind']}"
+            if not pd.isna(r["memory_mb"]) else MISSING,
+            "J / 1k tok": sig(r["j_per_1k_tokens"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def config_section(df: pd.DataFrame, doc: dict[str, Any]) -> list[Block]:
+    blocks = [heading("Backends, dtypes and batching"),
+              para("All-language rows. Ranked by useful tok/s; a configuration that fails parity with the reference "
+                   "(eager, fp32, static) is marked ✗ and not ranked. × reference divides by the reference's tok/s; "
+                   "harness overhead is the timed wall time spent outside forward calls; MFU uses the GEMM peak "
+                   "measured in the run.")]
+    for task in tables.ordered(df["task"]):
+        t = tables.config_table(df, task)
+        if not t.empty:
+            blocks.append(table(config_table_display(t), task.upper()))
+    blocks.extend(para(n) for n in measurement_notes(df, doc))
+    return blocks
+
+
+def measurement_notes(df: pd.DataFrame, doc: dict[str, Any]) -> list[str]:
+    env = doc.get("run", {}).get("env", {})
+    has_gpu = bool(env.get("gpu") or env.get("gpu_name"))
+    notes = []
+    if df["energy_j"].isna().all():
+        notes.append("Energy: not measured — " + ("the GPU's NVML energy counter was unavailable." if has_gpu
+                     else "no NVIDIA GPU on this machine (energy is read from NVML)."))
+    if df["cuda_max_allocated_mb"].isna().all():
+        notes.append("Memory: GPU memory not measured (" + ("unavailable" if has_gpu else "no GPU") +
+                     "); the peak resident set size (RSS) of the process is shown instead.")
+    if (df["parity_ok"] == False).any():  # noqa: E712
+        bad = df[(df["parity_ok"] == False) & (df["lang"] != ALL_LANGS)]  # noqa: E712
+        names = sorted({f"{r.task} {r.backend} {r.dtype} {r.batching}" for r in bad.itertuples()})
+        notes.append("**Parity failed** for: " + "; ".join(names) + ". Their speed is shown but not ranked.")
+    return notes
+
+
+def quality_section(df: pd.DataFrame, doc: dict[str, Any]) -> list[Block]:
+    blocks = [heading("Accuracy, agreement and alignment per language")]
+    if df["accuracy"].isna().all():
+        model = doc.get("run", {}).get("config", {}).get("model", "the model")
+        blocks.append(para(f"Accuracy is empty: {model} has no trained head for these tasks (random-weight presets "
+                           "are architecture-only) or the data has no gold labels. Agreement with the reference "
+                           "configuration (eager, fp32, static) on the same inputs is shown instead."))
+    for task in tables.ordered(df["task"]):
+        frame = quality_table_display(df, task)
+        if frame is not None:
+            blocks.append(table(frame, task.upper()))
+    return blocks
+
+
+def quality_table_display(df: pd.DataFrame, task: str) -> pd.DataFrame | None:
+    sub = df[df["task"] == task]
+    langs = tables.languages(sub) + [ALL_LANGS]
+    out = pd.DataFrame({"lang": langs})
+    reference = sub[sub["is_reference"] == True]  # noqa: E712
+    if sub["accuracy"].notna().any():
+        source = reference if len(reference) else sub
+        acc = source.drop_duplicates("lang").set_index("lang")["accuracy"].reindex(langs)
+        metric = sub["accuracy_metric"].dropna()
+        out[f"{metric.iloc[0] if len(metric) else 'accuracy'} (reference)"] = [pct(v) for v in acc]
+    others = sub[sub["is_reference"] != True]  # noqa: E712
+    for (backend, dtype, batching), group in others.groupby(["backend", "dtype", "batching"], sort=False):
+        g = group.set_index("lang").reindex(langs)
+        if g["agreement"].notna().any():
+            out[f"agree {backend} {dtype} {batching}"] = [
+                f"{pct(a)} (Δ {sci(d)})" for a, d in zip(g["agreement"], g["max_abs_diff"])]
+    for column, label in (("alignment_cosine", "alignment cos"), ("alignment_top1", "retrieval top-1")):
+        values = sub.dropna(subset=[column]).drop_duplicates("lang").set_index("lang")[column].reindex(langs)
+        if values.notna().any():
+            out[label] = [sig(v) if column == "alignment_cosine" else pct(v) for v in values]
+    if out.shape[1] == 1:
+        return None
+    out["lang"] = [f"**{x}**" if x == ALL_LANGS else x for x in langs]
+    return out
+
+
+def grouping_section(per_lang: pd.DataFrame, group_of: Callable | None) -> list[Block]:
+    blocks = [heading("Language groups")]
+    if group_of is None:
+        return blocks + [para("Skipped: language metadata (xlt_bench.languages) is not available.")]
+    if per_lang.empty:
+        return blocks + [para("Skipped: no per-language rows.")]
+    blocks.append(para(f"Means over the languages of each group and every task, for {per_lang.attrs['backend']} "
+                       f"{per_lang.attrs['dtype']}; speedup is dynamic ÷ static useful tok/s."))
+    for by, title in GROUP_TITLES.items():
+        frame = tables.grouping_table(per_lang, by, group_of)
+        display = pd.DataFrame({
+            title: frame.index, "languages": frame["languages"],
+            "tokens/seq": [num(v, 1) for v in frame["mean_tokens"]],
+            "waste static": [pct(v) for v in frame["waste_base"]],
+            "waste dynamic": [pct(v) for v in frame["waste_other"]],
+            "speedup": [times(v) for v in frame["speedup"]], "accuracy": [pct(v) for v in frame["accuracy"]],
+        })
+        blocks.append(table(display, f"By {title}"))
+    return blocks
+
+
+def correlation_section(pairs: dict[str, pd.DataFrame], correlate: Callable) -> list[Block]:
+    blocks = [heading("Alignment vs accuracy")]
+    if not pairs:
+        return blocks + [para("Not computed: the run lacks task accuracy and embedding alignment for at least three "
+                              "languages of one task.")]
+    rows = []
+    for task, frame in pairs.items():
+        for column, label in (("alignment_cosine", "mean cosine"), ("alignment_top1", "retrieval top-1")):
+            f = frame.dropna(subset=[column])
+            if len(f) >= 3:
+                r = correlate(f[column].tolist(), f["accuracy"].tolist())
+                rows.append({"task": task.upper(), "alignment": label, "languages": str(r.get("n", len(f))),
+                             "Pearson r": sig(r.get("pearson")), "Spearman ρ": sig(r.get("spearman"))})
+    return blocks + [para("Across languages: does a language's embedding alignment with English track its task "
+                          "accuracy?"), table(pd.DataFrame(rows))]
+
+
+def skipped_and_notes(df: pd.DataFrame, doc: dict[str, Any]) -> list[Block]:
+    run = doc.get("run", {})
+    blocks = [heading("Skipped languages")]
+    skipped = run.get("skipped") or []
+    if skipped:
+        blocks.append(table(pd.DataFrame([{"task": s.get("task", MISSING), "lang": s.get("lang", MISSING),
+                                           "reason": s.get("reason", MISSING)} for s in skipped])))
+    else:
+        blocks.append(para("None."))
+    notes = list(run.get("notes") or [])
+    by_note: dict[str, list[str]] = {}
+    for r in df.itertuples():
+        for note in (r.notes or []) if isinstance(r.notes, list) else []:
+            by_note.setdefault(note, []).append(f"{r.task}/{r.lang}/{r.backend}/{r.dtype}/{r.batching}")
+    for note, where in by_note.items():
+        shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        notes.append(f"{note} ({shown})")
+    # Each (task, language) was tokenized once; every configuration repeats its count, so take the max.
+    truncated = df[df["lang"] != ALL_LANGS].groupby(["task", "lang"])["n_truncated"].max().fillna(0)
+    if truncated.sum() > 0:
+        notes.append(f"{int(truncated.sum())} sequences over max_length were truncated (n_truncated per row).")
+    return blocks + [heading("Notes"), bullets(notes) if notes else para("None.")]
+
+
+def chart_block(name: str, charts: dict, skipped: dict, title: str) -> Block:
+    if name in charts:
+        return plot(name, charts[name].title)
+    return para(f"_Chart “{title}” not drawn: {skipped.get(name, 'no data')}._")

@@ -1,0 +1,230 @@
+"""Numeric pandas frames built from result rows; the markdown, HTML and plots all read these.
+
+Every frame here holds plain numbers (NaN where a value is unknown); formatting for display lives in sections.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..schema import ALL_LANGS
+
+BATCHING_ORDER = ("static", "static-longest", "dynamic")
+REFERENCE = ("eager", "fp32", "static")
+EXTRA_FIELDS = (
+    "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
+    "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
+    "accuracy_metric", "max_abs_diff", "parity_ok", "is_reference", "alignment_cosine", "alignment_top1", "notes",
+)
+RESOURCE_CLASS_NAMES = {"0": "0 left-behind", "1": "1 scraping-by", "2": "2 hopeful", "3": "3 rising star",
+                        "4": "4 underdog", "5": "5 winner"}
+NUMERIC_FIELDS = (
+    "n_examples", "n_batches", "real_tokens", "padded_tokens", "padding_waste", "wall_s", "throughput_seq_s",
+    "throughput_tok_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "flops_useful", "flops_executed",
+    "mfu", "accuracy", "agreement", "n_sequences", "n_truncated", "mean_tokens_per_seq", "tokenize_s", "forward_s",
+    "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "max_abs_diff",
+    "alignment_cosine", "alignment_top1",
+)
+
+
+def rows_frame(doc: dict[str, Any]) -> pd.DataFrame:
+    """All rows as a frame; extras a row lacks become NaN/None so older documents still render."""
+    df = pd.DataFrame(doc.get("rows", []))
+    for name in EXTRA_FIELDS:
+        if name not in df.columns:
+            df[name] = None
+    for name in NUMERIC_FIELDS:
+        if name in df.columns:
+            df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
+    if len(df):
+        sequences = df["n_sequences"].fillna(df["n_examples"])
+        df["mean_tokens_per_seq"] = df["mean_tokens_per_seq"].fillna(df["real_tokens"] / sequences)
+    return df
+
+
+def ordered(values: pd.Series, order: tuple[str, ...] = ()) -> list[str]:
+    """Unique values in a known order first, then in order of appearance."""
+    seen = list(dict.fromkeys(values.tolist()))
+    return [v for v in order if v in seen] + [v for v in seen if v not in order]
+
+
+def languages(df: pd.DataFrame) -> list[str]:
+    return [lang for lang in ordered(df["lang"]) if lang != ALL_LANGS]
+
+
+def base_batching(batchings: list[str]) -> str:
+    """Speedups are measured against static when it ran (DESIGN's baseline), otherwise the first batching."""
+    for name in BATCHING_ORDER:
+        if name in batchings:
+            return name
+    return batchings[0]
+
+
+def backend_dtypes(df: pd.DataFrame, task: str) -> list[tuple[str, str]]:
+    sub = df[df["task"] == task]
+    return list(dict.fromkeys(zip(sub["backend"], sub["dtype"])))
+
+
+def primary_config(df: pd.DataFrame) -> tuple[str, str]:
+    """The backend/dtype the per-language charts and groupings use: the reference one when it ran."""
+    pairs = list(dict.fromkeys(zip(df["backend"], df["dtype"])))
+    return REFERENCE[:2] if REFERENCE[:2] in pairs else pairs[0]
+
+
+def language_table(df: pd.DataFrame, task: str, backend: str, dtype: str) -> pd.DataFrame:
+    """One row per language (ALL last): tokens/seq, then per batching tok/s, waste, p50, p99, and speedups."""
+    sub = df[(df["task"] == task) & (df["backend"] == backend) & (df["dtype"] == dtype)]
+    batchings = ordered(sub["batching"], BATCHING_ORDER)
+    base = base_batching(batchings)
+    by_batching = {b: sub[sub["batching"] == b].set_index("lang") for b in batchings}
+    langs = languages(sub) + ([ALL_LANGS] if (sub["lang"] == ALL_LANGS).any() else [])
+    out = pd.DataFrame(index=pd.Index(langs, name="lang"))
+    base_rows = by_batching[base].reindex(langs)
+    out["mean_tokens"] = base_rows["mean_tokens_per_seq"]
+    for b in batchings:
+        rows = by_batching[b].reindex(langs)
+        out[f"tok_s:{b}"] = rows["throughput_tok_s"]
+        if b != base:
+            out[f"speedup:{b}"] = rows["throughput_tok_s"] / base_rows["throughput_tok_s"]
+    for b in batchings:
+        out[f"waste:{b}"] = by_batching[b].reindex(langs)["padding_waste"]
+    for b in batchings:
+        rows = by_batching[b].reindex(langs)
+        out[f"p50_ms:{b}"] = rows["latency_ms_p50"]
+        out[f"p99_ms:{b}"] = rows["latency_ms_p99"]
+    out.attrs.update(base=base, batchings=batchings, task=task, backend=backend, dtype=dtype)
+    return out
+
+
+def task_summary(table: pd.DataFrame) -> dict[str, Any] | None:
+    """Overall speedup (ALL row), its range across languages and the waste change, for the one-line summary."""
+    batchings = table.attrs["batchings"]
+    base = table.attrs["base"]
+    others = [b for b in batchings if b != base]
+    if not others:
+        return None
+    other = "dynamic" if "dynamic" in others else others[0]
+    per_lang = table.drop(index=ALL_LANGS, errors="ignore")[f"speedup:{other}"].dropna()
+    overall = table[f"speedup:{other}"].get(ALL_LANGS, np.nan)
+    return {
+        "base": base, "other": other, "overall": overall,
+        "low": per_lang.min() if len(per_lang) else np.nan, "high": per_lang.max() if len(per_lang) else np.nan,
+        "n_langs": len(per_lang),
+        "waste_base": table[f"waste:{base}"].get(ALL_LANGS, np.nan),
+        "waste_other": table[f"waste:{other}"].get(ALL_LANGS, np.nan),
+    }
+
+
+def config_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """ALL rows of a task, one per backend × dtype × batching, with speedups, parity and costs; ranked by tok/s.
+
+    A configuration whose parity failed is kept but not ranked (rank NaN), so it never looks like a winner.
+    """
+    sub = df[(df["task"] == task) & (df["lang"] == ALL_LANGS)].copy()
+    if sub.empty:
+        return sub
+    ref = sub[sub["is_reference"] == True]  # noqa: E712 - column holds bool/None
+    if ref.empty:
+        ref = sub[(sub["backend"] == REFERENCE[0]) & (sub["dtype"] == REFERENCE[1]) & (sub["batching"] == REFERENCE[2])]
+    ref_tok_s = ref["throughput_tok_s"].iloc[0] if len(ref) else np.nan
+    base = base_batching(ordered(sub["batching"], BATCHING_ORDER))
+    base_tok_s = sub[sub["batching"] == base].set_index(["backend", "dtype"])["throughput_tok_s"]
+    keys = list(zip(sub["backend"], sub["dtype"]))
+    sub["speedup_vs_base"] = sub["throughput_tok_s"].to_numpy() / base_tok_s.reindex(keys).to_numpy()
+    sub["speedup_vs_reference"] = sub["throughput_tok_s"] / ref_tok_s
+    sub["overhead_share"] = sub["harness_overhead_s"] / sub["wall_s"]
+    sub["memory_mb"] = sub["cuda_max_allocated_mb"].fillna(sub["peak_rss_mb"])
+    sub["memory_kind"] = np.where(sub["cuda_max_allocated_mb"].notna(), "GPU", "RSS")
+    failed = sub["parity_ok"] == False  # noqa: E712
+    sub["rank"] = sub["throughput_tok_s"].where(~failed).rank(ascending=False, method="min")
+    sub = sub.sort_values(["rank", "throughput_tok_s"], ascending=[True, False], na_position="last")
+    sub.attrs.update(base=base, task=task)
+    return sub.reset_index(drop=True)
+
+
+def per_language_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, lang) of the primary backend/dtype: tokens/seq, waste per batching, speedup, accuracy, alignment."""
+    if df.empty:
+        return pd.DataFrame()
+    backend, dtype = primary_config(df)
+    frames = []
+    for task in ordered(df["task"]):
+        if (backend, dtype) not in backend_dtypes(df, task):
+            continue
+        table = language_table(df, task, backend, dtype).drop(index=ALL_LANGS, errors="ignore")
+        summary = task_summary(table)
+        sub = df[(df["task"] == task) & (df["backend"] == backend) & (df["dtype"] == dtype)
+                 & (df["batching"] == table.attrs["base"])].set_index("lang").reindex(table.index)
+        frame = pd.DataFrame({
+            "task": task, "lang": table.index, "mean_tokens": table["mean_tokens"].to_numpy(),
+            "waste_base": table[f"waste:{table.attrs['base']}"].to_numpy(),
+            "waste_other": table[f"waste:{summary['other']}"].to_numpy() if summary else np.nan,
+            "speedup": table[f"speedup:{summary['other']}"].to_numpy() if summary else np.nan,
+            "accuracy": sub["accuracy"].to_numpy(), "alignment_cosine": sub["alignment_cosine"].to_numpy(),
+            "alignment_top1": sub["alignment_top1"].to_numpy(),
+        })
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs.update(backend=backend, dtype=dtype)
+    return out
+
+
+def grouping_table(per_lang: pd.DataFrame, by: str, group_of) -> pd.DataFrame:
+    """Means per language group (resource class, family, script) over every (task, language) of per_lang."""
+    if per_lang.empty:
+        return pd.DataFrame()
+    frame = per_lang.copy()
+    frame["group"] = [group_of(code, by) or "unknown" for code in frame["lang"]]
+    grouped = frame.groupby("group", sort=True)
+    out = pd.DataFrame({
+        "languages": grouped["lang"].agg(lambda s: ", ".join(dict.fromkeys(s))),
+        "mean_tokens": grouped["mean_tokens"].mean(),
+        "waste_base": grouped["waste_base"].mean(), "waste_other": grouped["waste_other"].mean(),
+        "speedup": grouped["speedup"].mean(), "accuracy": grouped["accuracy"].mean(),
+    })
+    if by == "resource_class":  # best-resourced class first, named as Joshi et al. (2020) do
+        out = out.sort_index(ascending=False, key=lambda idx: idx.map(lambda g: int(g) if g.isdigit() else -1))
+        out.index = [RESOURCE_CLASS_NAMES.get(g, g) for g in out.index]
+        return out
+    return out.sort_values("mean_tokens")
+
+
+def alignment_pairs(per_lang: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per task: languages with both accuracy and an alignment score (alignment averaged over tasks per language)."""
+    if per_lang.empty:
+        return {}
+    alignment = per_lang.groupby("lang")[["alignment_cosine", "alignment_top1"]].mean()
+    out = {}
+    for task, sub in per_lang.groupby("task", sort=False):
+        frame = sub[["lang", "accuracy"]].join(alignment, on="lang").dropna(subset=["accuracy", "alignment_cosine"])
+        if len(frame) >= 3:
+            out[task] = frame.reset_index(drop=True)
+    return out
+
+
+def latency_samples(df: pd.DataFrame, task: str) -> dict[str, list[float]]:
+    """Raw per-batch latencies per configuration: the ALL row's list, else the languages' lists joined."""
+    out: dict[str, list[float]] = {}
+    sub = df[df["task"] == task]
+    for (backend, dtype, batching), group in sub.groupby(["backend", "dtype", "batching"], sort=False):
+        all_rows = group[group["lang"] == ALL_LANGS]
+        lists = all_rows["latencies_ms"].tolist() if len(all_rows) else []
+        if not any(isinstance(x, list) and x for x in lists):
+            lists = group[group["lang"] != ALL_LANGS]["latencies_ms"].tolist()
+        values = [float(v) for x in lists if isinstance(x, list) for v in x if v is not None]
+        if values:
+            out[f"{backend} {dtype} {batching}"] = values
+    return out
+
+
+def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True for points no other point beats on both axes (higher is better on both)."""
+    mask = np.ones(len(x), dtype=bool)
+    for i in range(len(x)):
+        better_or_equal = (x >= x[i]) & (y >= y[i])
+        strictly = (x > x[i]) | (y > y[i])
+        mask[i] = not np.any(better_or_equal & strictly)
+    return mask
