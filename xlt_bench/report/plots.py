@@ -32,7 +32,7 @@ class NoData(Exception):
     """Raised by a chart function when the run's data cannot support the chart; the message says why."""
 
 
-def _png(fig) -> bytes:
+def to_png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -231,7 +231,7 @@ def draw_all(context: dict) -> tuple[dict[str, Chart], dict[str, str]]:
     skipped: dict[str, str] = {}
     for name, (title, draw) in CHARTS.items():
         try:
-            charts[name] = Chart(name, title, _png(draw(context)))
+            charts[name] = Chart(name, title, to_png(draw(context)))
         except NoData as why:
             skipped[name] = str(why)
         finally:
