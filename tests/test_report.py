@@ -169,7 +169,8 @@ def test_report_md_sections_and_notes(rich_run):
     assert "accuracy (reference)" in md
     assert "Pearson r" in md and "| XNLI | mean cosine | 15 |" in md
     assert "Energy: not measured" in md and "peak resident set size" in md
-    assert "1 sequences over max_length were truncated" in md  # th, counted once per (task, language)
+    assert "1 sequence over max_length was truncated" in md  # th, counted once per (task, language)
+    assert "(xnli onnxruntime fp32 dynamic: 15 languages; pawsx onnxruntime fp32 dynamic: 7 languages)" in md
 
 
 @pytest.mark.slow

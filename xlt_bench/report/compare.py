@@ -186,7 +186,7 @@ def ratio_chart(matched: pd.DataFrame, labels: tuple[str, str]):
         ax.set_ylabel(f"tok/s ratio ({labels[1]} ÷ {labels[0]}, ×)")
         ax.set_title(f"{task.upper()} — {backend} {dtype}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, title="batching", title_fontsize=8)
+        ax.legend(fontsize=8, title="batching", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("language (ISO code)")
     fig.suptitle(f"Useful throughput per language: {labels[1]} relative to {labels[0]} (above 1 = {labels[1]} faster)")
     fig.tight_layout()

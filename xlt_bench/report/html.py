@@ -18,7 +18,7 @@ h3 { font-size: 1.1em; margin-top: 1.5em; }
 table { border-collapse: collapse; margin: .4em 0 1.4em; font-size: .85em; }
 caption { text-align: left; font-weight: 600; padding: .3em 0; }
 th, td { border: 1px solid #ddd; padding: .25em .55em; white-space: nowrap; }
-th { background: #f4f6f8; }
+th { background: #f4f6f8; white-space: normal; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafbfc; }
 .failed { color: #b00020; font-weight: 600; }

@@ -63,7 +63,7 @@ def _per_language_bars(df: pd.DataFrame, column: str, ylabel: str, title: str, s
         ax.set_ylabel(ylabel)
         ax.set_title(f"{task.upper()} — {backend} {dtype}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, title="batching", title_fontsize=8)
+        ax.legend(fontsize=8, title="batching", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("language (ISO code)")
     fig.suptitle(title)
     fig.tight_layout()
@@ -153,9 +153,9 @@ def quality_chart(df: pd.DataFrame):
             ax.scatter(x[failed], y[failed], c="#d62728", marker="x", s=60, label="parity failed (not ranked)")
         order = np.argsort(x[frontier])
         ax.plot(x[frontier][order], y[frontier][order], color="#ff7f0e", lw=1.5)
-        labels = points["backend"] + " " + points["dtype"] + " " + points["batching"]
-        for i, (label, xi, yi) in enumerate(zip(labels, x, y)):  # alternate above/below so labels overlap less
-            ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 6 if i % 2 == 0 else -11),
+        labels = (points["backend"] + " " + points["dtype"] + " " + points["batching"]).tolist()
+        for rank, i in enumerate(np.argsort(x)):  # alternate above/below along x so neighbours' labels overlap less
+            ax.annotate(labels[i], (x[i], y[i]), textcoords="offset points", xytext=(4, 7 if rank % 2 == 0 else -12),
                         fontsize=7)
         ax.margins(x=0.15, y=0.15)
         ax.set_xlabel("useful tokens / s (all languages)")

@@ -58,8 +58,8 @@ def layout(doc: dict[str, Any], ctx: dict[str, Any], charts: dict, skipped: dict
 
     return [
         *sections.run_header(doc),
-        *sections.per_language_section(df),
-        chart("throughput_per_language"), chart("padding_waste_per_language"), chart("speedup_vs_length"),
+        *sections.per_language_section(df, [chart("throughput_per_language"), chart("padding_waste_per_language"),
+                                            chart("speedup_vs_length")]),
         *sections.config_section(df, doc),
         chart("latency_distribution"), chart("quality_vs_throughput"),
         *sections.quality_section(df, doc),

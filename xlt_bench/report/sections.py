@@ -62,7 +62,8 @@ def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def per_language_section(df: pd.DataFrame) -> list[Block]:
+def per_language_section(df: pd.DataFrame, charts: list[Block] = ()) -> list[Block]:
+    """Summary lines, then the charts given, then one table per task × backend × dtype."""
     blocks = [heading("Throughput per language"),
               para("Useful tok/s counts real (unpadded) tokens per second of the timed region; speedup divides "
                    "useful tok/s of the same backend and dtype; waste is the share of executed tokens that are "
@@ -76,7 +77,8 @@ def per_language_section(df: pd.DataFrame) -> list[Block]:
             if s is not None:
                 summaries.append(summary_line(task, backend, dtype, s))
             blocks.append(table(language_table_display(t), f"{task.upper()} — {backend} {dtype}"))
-    return [heading("Summary"), bullets(summaries or ["Only one batching ran: no speedups to report."]), *blocks]
+    return [heading("Summary"), bullets(summaries or ["Only one batching ran: no speedups to report."]),
+            *charts, *blocks]
 
 
 def _parity_cell(row) -> str:
@@ -223,18 +225,30 @@ def skipped_and_notes(df: pd.DataFrame, doc: dict[str, Any]) -> list[Block]:
     else:
         blocks.append(para("None."))
     notes = list(run.get("notes") or [])
-    by_note: dict[str, list[str]] = {}
-    for r in df.itertuples():
-        for note in (r.notes or []) if isinstance(r.notes, list) else []:
-            by_note.setdefault(note, []).append(f"{r.task}/{r.lang}/{r.backend}/{r.dtype}/{r.batching}")
-    for note, where in by_note.items():
-        shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
-        notes.append(f"{note} ({shown})")
+    notes.extend(row_notes(df))
     # Each (task, language) was tokenized once; every configuration repeats its count, so take the max.
     truncated = df[df["lang"] != ALL_LANGS].groupby(["task", "lang"])["n_truncated"].max().fillna(0)
     if truncated.sum() > 0:
-        notes.append(f"{int(truncated.sum())} sequences over max_length were truncated (n_truncated per row).")
+        count = int(truncated.sum())
+        notes.append(f"{count} sequence{'s' if count != 1 else ''} over max_length "
+                     f"{'were' if count != 1 else 'was'} truncated (n_truncated per row).")
     return blocks + [heading("Notes"), bullets(notes) if notes else para("None.")]
+
+
+def row_notes(df: pd.DataFrame) -> list[str]:
+    """Each distinct row note once, with the configurations (and languages) it came from."""
+    by_note: dict[str, dict[str, list[str]]] = {}
+    for r in df.itertuples():
+        for note in r.notes if isinstance(r.notes, list) else []:
+            where = by_note.setdefault(note, {}).setdefault(f"{r.task} {r.backend} {r.dtype} {r.batching}", [])
+            if r.lang != ALL_LANGS:
+                where.append(r.lang)
+    out = []
+    for note, where in by_note.items():
+        places = [f"{config}: {', '.join(langs) if len(langs) <= 5 else f'{len(langs)} languages'}"
+                  if langs else config for config, langs in where.items()]
+        out.append(f"{note} ({'; '.join(places)})")
+    return out
 
 
 def chart_block(name: str, charts: dict, skipped: dict, title: str) -> Block:
