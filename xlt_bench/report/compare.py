@@ -112,7 +112,8 @@ def language_ratio_display(sub: pd.DataFrame, labels: tuple[str, str], metric: s
         f"tok/s {lb}": [num(v) for v in s["throughput_tok_s_b"]],
         f"{lb} ÷ {la}": [times(v) for v in s["tok_s_ratio"]],
         f"waste {la}": [pct(v) for v in s["padding_waste_a"]], f"waste {lb}": [pct(v) for v in s["padding_waste_b"]],
-        f"p50 ms {la}": [sig(v) for v in s["latency_ms_p50_a"]], f"p50 ms {lb}": [sig(v) for v in s["latency_ms_p50_b"]],
+        f"p50 ms {la}": [sig(v) for v in s["latency_ms_p50_a"]],
+        f"p50 ms {lb}": [sig(v) for v in s["latency_ms_p50_b"]],
         f"{metric} {la}": [pct(v) for v in s[f"{metric}_a"]], f"{metric} {lb}": [pct(v) for v in s[f"{metric}_b"]],
     })
 
@@ -199,7 +200,8 @@ def _header(doc_a: dict[str, Any], doc_b: dict[str, Any], labels: tuple[str, str
         run = doc.get("run", {})
         cfg = run.get("config", {})
         lines.append(f"**{side} = {label}**: run `{run.get('id', '?')}`, model {cfg.get('model', '?')} on "
-                     f"{cfg.get('device', '?')}, data `{cfg.get('data', '?')}`, git `{run.get('git_sha') or '?'}`.")
+                     f"{cfg.get('device', '?')}, data `{cfg.get('data', '?')}`, "
+                     f"git `{str(run.get('git_sha') or '?')[:12]}`.")
     diffs = [f"`{k}`: {a} → {b}" for k, a, b in config_differences(doc_a, doc_b)]
     return [heading(f"xlt-bench compare — {labels[0]} vs {labels[1]}", 1), bullets(lines),
             para("Configuration differences (A → B):"), bullets(diffs or ["none (same configuration)"])]
@@ -235,8 +237,8 @@ def build_compare(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> RenderedCompa
     charts, no_chart_reason = {}, ""
     try:
         png = plots.to_png(ratio_chart(matched, labels))
-        charts["compare_throughput_ratio"] = plots.Chart("compare_throughput_ratio",
-                                                         f"Throughput ratio per language, {labels[1]} ÷ {labels[0]}", png)
+        title = f"Throughput ratio per language, {labels[1]} ÷ {labels[0]}"
+        charts["compare_throughput_ratio"] = plots.Chart("compare_throughput_ratio", title, png)
     except plots.NoData as why:
         no_chart_reason = str(why)
     finally:

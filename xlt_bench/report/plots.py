@@ -87,8 +87,8 @@ def latency_chart(df: pd.DataFrame):
     samples = {t: s for t, s in samples.items() if s}
     if not samples:
         raise NoData("no per-batch latencies (latencies_ms) in the rows")
-    fig, axes = plt.subplots(len(samples), 1, figsize=(11, 0.5 * sum(len(s) for s in samples.values()) + 1.6 * len(samples)),
-                             squeeze=False)
+    height = 0.5 * sum(len(s) for s in samples.values()) + 1.6 * len(samples)
+    fig, axes = plt.subplots(len(samples), 1, figsize=(11, height), squeeze=False)
     for ax, (task, by_config) in zip(axes[:, 0], samples.items()):
         labels = list(by_config)
         box = ax.boxplot([by_config[k] for k in labels], vert=False, patch_artist=True, widths=0.6)

@@ -25,10 +25,15 @@ def run_header(doc: dict[str, Any]) -> list[Block]:
         f"batching {_join(cfg.get('batching'))} (static: {cfg.get('batch_size', '?')} rows padded to "
         f"{cfg.get('max_length', '?')} tokens; dynamic: ≤ {cfg.get('max_tokens', '?')} tokens per batch).",
         f"Run `{run.get('id', '?')}`, started {run.get('created', '?')}, took {sig(run.get('duration_s'))} s; "
-        f"git `{run.get('git_sha') or '?'}`{dirty}.",
-        f"Machine: {env.get('cpu') or env.get('cpu_model') or 'CPU unknown'}, {env.get('cores', '?')} cores, "
-        f"{env.get('threads', '?')} threads; GPU: {env.get('gpu') or env.get('gpu_name') or 'none'}.",
+        f"git `{str(run.get('git_sha') or '?')[:12]}`{dirty}.",
+        f"Machine: {env.get('cpu') or env.get('cpu_model') or 'CPU unknown'}, "
+        f"{env.get('cores') or env.get('cores_logical') or '?'} cores, {env.get('threads', '?')} threads; "
+        f"GPU: {env.get('gpu') or env.get('gpu_name') or 'none'}.",
     ]
+    breakdown = run.get("time_breakdown_s") or {}
+    if breakdown:
+        parts = [f"{name.replace('_', ' ')} {sig(seconds)}" for name, seconds in breakdown.items() if name != "total"]
+        lines.append("Where the run's time went (s): " + ", ".join(parts) + ".")
     return [heading(f"xlt-bench report — {run.get('id', 'run')}", 1), *[para(line) for line in lines]]
 
 
@@ -125,8 +130,10 @@ def measurement_notes(df: pd.DataFrame, doc: dict[str, Any]) -> list[str]:
     has_gpu = bool(env.get("gpu") or env.get("gpu_name"))
     notes = []
     if df["energy_j"].isna().all():
-        notes.append("Energy: not measured — " + ("the GPU's NVML energy counter was unavailable." if has_gpu
-                     else "no NVIDIA GPU on this machine (energy is read from NVML)."))
+        reasons = df["energy_note"].dropna().unique().tolist() if "energy_note" in df.columns else []
+        default = ("the GPU's NVML energy counter was unavailable" if has_gpu
+                   else "no NVIDIA GPU on this machine (energy is read from NVML)")
+        notes.append("Energy: not measured — " + ("; ".join(map(str, reasons)) or default) + ".")
     if df["cuda_max_allocated_mb"].isna().all():
         notes.append("Memory: GPU memory not measured (" + ("unavailable" if has_gpu else "no GPU") +
                      "); the peak resident set size (RSS) of the process is shown instead.")
