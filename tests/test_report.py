@@ -178,6 +178,8 @@ def test_unsupported_plots_are_skipped_with_a_reason(tmp_path):
     doc = make_document(tasks={"xnli": ("en", "th")}, backends=("eager",), batchings=("static",))
     for row in doc["rows"]:
         row["latencies_ms"] = None
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "speedup_vs_length.png").write_bytes(b"stale")  # from an earlier render
     render_run(write_doc(tmp_path, doc))
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     soup = bs4.BeautifulSoup(html, "html.parser")

@@ -24,6 +24,8 @@ def render_run(run_dir: Path) -> list[Path]:
         path = run_dir / "plots" / f"{name}.png"
         atomic_write_bytes(path, chart.png)
         written.append(path)
+    for name in report.skipped_charts:  # a chart an earlier render drew but this data no longer supports
+        (run_dir / "plots" / f"{name}.png").unlink(missing_ok=True)
     atomic_write_text(run_dir / "report.md", report.markdown)
     atomic_write_text(run_dir / "report.html", report.html)
     return written + [run_dir / "report.md", run_dir / "report.html"]
