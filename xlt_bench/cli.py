@@ -15,7 +15,7 @@ from .errors import InputError
 
 RUN_OPTIONS = {
     # option: (type, help) — defaults live in config.RunConfig so TOML and CLI share them.
-    "model": (str, "preset (xlmr-base, xlmr-large, mbert-base, tiny-xlmr, tiny-mbert), HF model id or local directory"),
+    "model": (str, "preset (xlmr-base, xlmr-large, mbert-base; mini-xlmr, tiny-xlmr, tiny-mbert for tests), HF id or directory"),
     "tokenizer": (str, "HF tokenizer id/dir, or a WordPiece vocab.txt path"),
     "data": (str, "synthetic | local:DIR | hf"),
     "tasks": (str, "comma-separated tasks (see `xlt-bench tasks`)"),
@@ -26,7 +26,7 @@ RUN_OPTIONS = {
     "batch_size": (int, "static batch size [32]"),
     "max_length": (int, "maximum sequence length; static pads to it [128]"),
     "max_tokens": (int, "dynamic token budget per batch, padding counted [4096]"),
-    "pad_multiple": (int, "dynamic batches pad to a multiple of this [8]"),
+    "pad_multiple": (int, "dynamic batches pad to a multiple of this [8 on cuda, 1 on cpu]"),
     "device": (str, "cpu | cuda"),
     "dtype": (str, "comma-separated: fp32,bf16,fp16,int8"),
     "threads": (int, "intra-op threads for every backend"),
