@@ -17,7 +17,25 @@ def torch_inputs(inputs: dict[str, np.ndarray], device: str) -> dict[str, torch.
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in inputs.items()}
 
 
-class EagerBackend(Backend):
+class TorchModuleBackend(Backend):
+    """Running a torch module (eager or TorchScript): inputs as tensors on the device, one output tensor."""
+
+    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(**prepared)
+
+    def fetch(self, output: Any) -> np.ndarray:
+        return output.detach().float().cpu().numpy()
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def close(self) -> None:
+        self.module = None
+
+
+class EagerBackend(TorchModuleBackend):
     name = "eager"
     supported = frozenset({("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"),
                            ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
@@ -36,17 +54,6 @@ class EagerBackend(Backend):
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return torch_inputs(inputs, self.device)
-
-    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.module(**prepared)
-
-    def fetch(self, output: Any) -> np.ndarray:
-        return output.detach().float().cpu().numpy()
-
-    def synchronize(self) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
 
 
 def _copy_module(module: torch.nn.Module) -> torch.nn.Module:

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Backend
-from .eager import TORCH_DTYPES, torch_inputs
+from .eager import TORCH_DTYPES, TorchModuleBackend, torch_inputs
 
 
-class TorchScriptBackend(Backend):
+class TorchScriptBackend(TorchModuleBackend):
     name = "torchscript"
     supported = frozenset({("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"),
                            ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
@@ -75,16 +74,3 @@ class TorchScriptBackend(Backend):
         names = ["input_ids", "attention_mask"] + (["token_type_ids"] if self.bundle.takes_token_types else [])
         return torch_inputs({n: inputs[n] for n in names}, self.device)
 
-    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.module(**prepared)
-
-    def fetch(self, output: Any) -> np.ndarray:
-        return output.detach().float().cpu().numpy()
-
-    def synchronize(self) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-
-    def close(self) -> None:
-        self.module = None
