@@ -192,7 +192,8 @@ def cmd_langs(args) -> int:
     from .languages import metadata_frame
     frame = metadata_frame()
     if args.group_by:
-        print(frame.groupby(args.group_by)["lang"].apply(lambda s: " ".join(s)).to_string())
+        for group, codes in frame.groupby(args.group_by)["lang"]:
+            print(f"{group}: {' '.join(codes)}")
     else:
         print(frame.to_string(index=False))
     return 0

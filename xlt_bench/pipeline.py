@@ -77,6 +77,8 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     try:
         _check_device(cfg)
         specs = [get_task(t) for t in cfg.tasks]
+        for spec in specs:  # bad task/language names fail before any minute is spent measuring
+            resolve_langs(spec, cfg.langs)
         pairs = _backend_dtype_pairs(cfg)
         with clock("gemm_peaks"):
             run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, pairs)
