@@ -27,7 +27,7 @@ from .flops import EncoderShape
 from .models import ModelBundle, build_model
 from .profiler import COST_PROBE_SHAPES, measure, prepare_batches, probe_cost_model
 from .rows import all_rows, apply_peak, measurement_row
-from .schema import atomic_write_text, write_results
+from .schema import atomic_write_text, results_document, write_results
 from .tasks import TaskSpec, get_task, resolve_langs
 
 log = logging.getLogger("xlt_bench")
@@ -95,8 +95,7 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     except KeyboardInterrupt:
         # Leave a file that says what it is; never one that looks like a finished results.json.
         run_meta["notes"].append("interrupted by the user (Ctrl-C): rows are partial")
-        atomic_write_text(out_dir / "results.incomplete.json", _json({"schema_version": 1, "run": run_meta,
-                                                                        "rows": rows}))
+        write_results(out_dir / "results.incomplete.json", run_meta, rows)
         raise
     rows.extend(all_rows(rows))
     run_meta["incomplete"] = False
@@ -104,7 +103,7 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     run_meta["time_breakdown_s"] = _breakdown(clock, rows, run_meta)
     write_results(out_dir / "results.json", run_meta, rows)
     _write_csv(out_dir / "rows.csv", rows)
-    return {"schema_version": 1, "run": run_meta, "rows": rows}
+    return results_document(run_meta, rows)
 
 
 def _breakdown(clock: StageClock, rows: list[dict[str, Any]], run_meta: dict) -> dict[str, float]:
@@ -116,11 +115,6 @@ def _breakdown(clock: StageClock, rows: list[dict[str, Any]], run_meta: dict) ->
     out["timed_harness"] = round(sum(r["harness_overhead_s"] * r["n_repeats"] for r in per_lang), 3)
     out["total"] = round(run_meta.get("duration_s") or 0.0, 3)
     return out
-
-
-def _json(doc: dict) -> str:
-    import json
-    return json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
 def _clear_previous(out_dir: Path) -> None:
