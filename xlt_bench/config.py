@@ -21,7 +21,7 @@ else:  # pragma: no cover
 BATCHINGS = ("static", "static-longest", "dynamic")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")
-BACKEND_NAMES = ("eager", "torchscript", "onnxruntime")
+BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "fake")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
