@@ -106,21 +106,6 @@ def test_empty_language_file_is_skipped_and_named(tmp_path, tiny_vocab_file):
     assert doc["run"]["skipped"] == [{"task": "xnli", "lang": "fr", "reason": "no examples (empty file)"}]
 
 
-def test_interrupted_run_leaves_no_complete_looking_file(tmp_path, monkeypatch):
-    import xlt_bench.pipeline as pipeline
-
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    (tmp_path / "results.json").write_text(json.dumps({"stale": True}))
-    monkeypatch.setattr(pipeline, "_run_task", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), backends=("eager",)), tmp_path)
-    assert not (tmp_path / "results.json").exists()
-    partial = json.loads((tmp_path / "results.incomplete.json").read_text())
-    assert partial["run"]["incomplete"] is True
-
-
 def test_truncation_is_counted(tmp_path, tiny_vocab_file):
     data = tmp_path / "data"
     long_text = " ".join(["cat"] * 40)

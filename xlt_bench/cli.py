@@ -36,6 +36,7 @@ RUN_OPTIONS = {
     "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape"),
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
     "cache_dir": (str, "where exported ONNX models are cached [.xlt_cache]"),
+    "scenario": (str, "offline | server | train [offline]"),
 }
 
 
@@ -48,6 +49,8 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--no-cost-model", dest="cost_model", action="store_const", const=False, default=None,
                    help="dynamic batching: skip the start-up cost probe and use the default cost model")
     p.add_argument("--no-report", action="store_true", help="write results only, no report")
+    p.add_argument("--force", action="store_true",
+                   help="replace a finished run in --out (swapped in only when the new run completes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `xlt-bench tasks | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("xlt-bench: interrupted; results.incomplete.json marks the partial run", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print("xlt-bench: interrupted; results.incomplete.json in --out holds the partial run", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
 
 
 def cmd_run(args) -> int:
@@ -107,7 +110,7 @@ def cmd_run(args) -> int:
     overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model"]}
     cfg = build_config(args.config, overrides)
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
-    doc = run(cfg, out)
+    doc = run(cfg, out, force=args.force)
     if not args.no_report:
         _render(out)
     _print_summary(doc, out)

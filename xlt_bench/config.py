@@ -60,6 +60,8 @@ class RunConfig:
     inject_delay_ms: float = 0.0
     # Choose dynamic batch boundaries with a cost model measured per backend at start-up.
     cost_model: bool = True
+    # offline | server | train (xlt_bench/scenarios): who owns time and the arrival of inputs.
+    scenario: str = "offline"
     cache_dir: str = ".xlt_cache"
     source: str = field(default="defaults", compare=False)
 
@@ -79,6 +81,8 @@ class RunConfig:
         self._check_choices("batching", self.batching, BATCHINGS)
         self._check_choices("dtype", self.dtype, DTYPES)
         self._check_choices("backends", self.backends, BACKEND_NAMES)
+        from .scenarios import SCENARIOS
+        self._check_choices("scenario", (self.scenario,), tuple(SCENARIOS))
         if self.device not in DEVICES:
             self._fail("device", f"'{self.device}' is not one of {', '.join(DEVICES)}")
         if self.pad_multiple is None:

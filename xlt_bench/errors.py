@@ -21,3 +21,9 @@ class RegressionFound(Exception):
     """The gate found at least one regression."""
 
     exit_code = 1
+
+
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM arrived during a run: handled like Ctrl-C (partial rows kept), exit status 143."""
+
+    exit_code = 143

@@ -69,6 +69,12 @@ for _m in (
     Metric("j_per_1k_tokens", "J/1k tok", "lower", "recompute", "energy per 1000 useful tokens", _ALL_SCENARIOS),
     Metric("peak_rss_mb", "MB", "lower", "max", "peak resident memory while measuring", _ALL_SCENARIOS),
     Metric("cuda_max_allocated_mb", "MB", "lower", "max", "CUDA max allocated while measuring", _ALL_SCENARIOS),
+    Metric("forward_s", "s", "none", "sum", "seconds per pass inside forward calls", ("offline", "train")),
+    Metric("harness_overhead_s", "s", "lower", "sum", "timed wall minus time inside forward calls",
+           ("offline", "train")),
+    Metric("warmup_s", "s", "none", "sum", "seconds spent warming new padded shapes", _ALL_SCENARIOS),
+    Metric("tokenize_s", "s", "none", "sum", "tokenization time, outside the timed region", _ALL_SCENARIOS),
+    Metric("n_truncated", "sequences", "lower", "sum", "sequences cut at --max-length", _ALL_SCENARIOS),
     # Derived in the gate and report (a ratio of two rows measured side by side in one run).
     Metric("speedup", "x", "higher", "none", "useful tok/s of a batching / that of static in the same run",
            ("offline", "train")),

@@ -179,3 +179,30 @@ def load_pretrained(name: str, head: str, num_labels: int) -> ModelBundle:
     notes = [] if trained else [f"{name}: the task head was not in the checkpoint (randomly initialised); accuracy is null"]
     return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=model.config, head=head,
                        num_labels=num_labels, trained_head=trained, is_preset=False, notes=notes)
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_model_source(name: str) -> None:
+    """Fail in seconds, before any measuring, on a model the Auto classes could not load: a directory without a
+    config or weights, an unknown model_type, an id that is neither local nor reachable."""
+    from pathlib import Path
+
+    from transformers import AutoConfig
+    path = Path(name)
+    if path.exists():
+        if not path.is_dir():
+            raise InputError("is a file; expected a preset, a model directory or a Hugging Face id",
+                             file=name, field="model")
+        if not (path / "config.json").is_file():
+            raise InputError("model directory has no config.json", file=name, field="model")
+        if not any((path / w).is_file() for w in WEIGHT_FILES):
+            raise InputError(f"model directory has no weights (one of {', '.join(WEIGHT_FILES)})",
+                             file=name, field="model")
+    try:
+        AutoConfig.from_pretrained(name, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(f"cannot load model '{name}': not a preset ({', '.join(PRESETS)}), nor a loadable local "
+                         f"directory or reachable Hugging Face id: {first_line}", field="model") from None

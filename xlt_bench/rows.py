@@ -10,6 +10,7 @@ import numpy as np
 
 from .batching import batch_stats
 from .flops import EncoderShape, executed_flops, useful_flops
+from .metric_defs import aggregated
 from .profiler import Measurement
 from .schema import ALL_LANGS, ROW_FIELDS
 from .stats import padding_waste, percentile, safe_ratio
@@ -56,11 +57,11 @@ def _mfu(flops: int, wall: float, peak: float | None) -> float | None:
     return flops / wall / peak
 
 
-# How each per-language field combines into the ALL row.
-_SUMMED = ("n_examples", "n_sequences", "n_batches", "real_tokens", "padded_tokens", "wall_s", "flops_useful",
-           "flops_executed", "forward_s", "harness_overhead_s", "n_truncated", "tokenize_s", "energy_j",
-           "warmup_s")
-_MAXED = ("max_abs_diff", "peak_rss_mb", "cuda_max_allocated_mb")
+# How each per-language field combines into the ALL row: declared once in metric_defs.
+_SUMMED = aggregated("sum")
+_MAXED = aggregated("max")
+# What identifies an ALL row: one per scenario and configuration.
+_GROUP_KEY = ("scenario", "task", "model", "backend", "device", "dtype", "batching")
 
 
 def all_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,13 +69,13 @@ def all_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["lang"] != ALL_LANGS:
-            groups[tuple(row[k] for k in ("task", "model", "backend", "device", "dtype", "batching"))].append(row)
+            groups[tuple(row.get(k, "offline" if k == "scenario" else None) for k in _GROUP_KEY)].append(row)
     return [_aggregate(group) for group in groups.values()]
 
 
 def _aggregate(group: list[dict[str, Any]]) -> dict[str, Any]:
     first = group[0]
-    out: dict[str, Any] = {k: first[k] for k in ("task", "model", "backend", "device", "dtype", "batching")}
+    out: dict[str, Any] = {k: first.get(k, "offline" if k == "scenario" else None) for k in _GROUP_KEY}
     out["lang"] = ALL_LANGS
     for key in _SUMMED:
         values = [r.get(key) for r in group]

@@ -1,0 +1,124 @@
+"""Everything a run can check in seconds, checked before the first minute of measuring (GEMM peaks, model build).
+
+`preflight` resolves tasks, languages, backends, dtypes, the scenario, the model, the tokenizer, every data file and
+the output directory, and returns what it read (examples, tokenizer) so the run does not read it twice. `run
+--dry-run` calls it and measures nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backends import get_backend_class
+from .config import RunConfig
+from .errors import InputError
+from .models import PRESETS
+from .tasks import TaskSpec, get_task, resolve_langs
+
+log = logging.getLogger("xlt_bench")
+
+
+@dataclass
+class Plan:
+    specs: list[TaskSpec]
+    langs: dict[str, list[str]]                       # task -> languages to run
+    pairs: list[tuple[str, str]]                      # (backend, dtype) to run
+    examples: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # task -> lang -> examples
+    tokenizer: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = False) -> Plan:
+    _check_device(cfg)
+    specs = [get_task(t) for t in dict.fromkeys(cfg.tasks)]
+    langs = {spec.name: resolve_langs(spec, cfg.langs) for spec in specs}
+    pairs = backend_dtype_pairs(cfg)
+    from .scenarios import get_scenario
+    scenario = get_scenario(cfg.scenario)()
+    scenario.check(cfg, [b for b, _ in pairs])
+    _check_budget(cfg, specs)
+    if out_dir is not None:
+        check_out_dir(Path(out_dir), force=force)
+    _check_model(cfg.model)
+    plan = Plan(specs=specs, langs=langs, pairs=pairs)
+    if cfg.shape is None and cfg.data != "synthetic":
+        _read_data(cfg, plan)
+    return plan
+
+
+def _check_device(cfg: RunConfig) -> None:
+    if cfg.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu",
+                             field="device")
+
+
+def backend_dtype_pairs(cfg: RunConfig) -> list[tuple[str, str]]:
+    """Every requested (backend, dtype) the backend supports on the device; a dtype nobody supports is an error."""
+    pairs, unsupported = [], []
+    for name in dict.fromkeys(cfg.backends):
+        cls = get_backend_class(name)
+        for dtype in dict.fromkeys(cfg.dtype):
+            (pairs if (cfg.device, dtype) in cls.supported else unsupported).append((name, dtype))
+    if not pairs or any(all(d != dt for _, d in pairs) for dt in cfg.dtype):
+        combos = "; ".join(f"{n}: {', '.join(sorted(f'{d}/{t}' for d, t in get_backend_class(n).supported))}"
+                           for n in cfg.backends)
+        raise InputError(f"no requested backend runs {cfg.device} with dtype(s) "
+                         f"{', '.join(d for d in cfg.dtype if all(d != x for _, x in pairs))}; supported: {combos}",
+                         field="dtype")
+    for name, dtype in unsupported:
+        log.warning("skipping %s/%s: not supported on %s", name, dtype, cfg.device)
+    return pairs
+
+
+def _check_budget(cfg: RunConfig, specs: list[TaskSpec]) -> None:
+    """A token budget must hold one sequence of every task (QA windows are 384 tokens whatever --max-length says)."""
+    if "dynamic" not in cfg.batching or not isinstance(cfg.max_tokens, int):
+        return
+    for spec in specs:
+        need = spec.max_length or cfg.max_length
+        if cfg.max_tokens < need:
+            raise InputError(f"--max-tokens {cfg.max_tokens} is below task '{spec.name}''s sequence length {need}: "
+                             f"one sequence would not fit a batch; use at least {need} or 'auto'",
+                             file=cfg.source, field="max_tokens")
+
+
+def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
+    """--out must be a directory we can write, and must not hold a finished run unless `force`."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a directory", file=str(out_dir), field="out")
+    if (out_dir / "results.json").exists() and not force:
+        raise InputError("holds a finished run; pass --force to replace it (it is replaced only when the new run "
+                         "completes) or choose another --out", file=str(out_dir), field="out")
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.probe-")
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or exc})", file=str(out_dir), field="out") from None
+
+
+def _check_model(name: str) -> None:
+    """A preset, or something the Auto classes can resolve (a local directory or a reachable hub id)."""
+    if name in PRESETS:
+        return
+    from .models import check_model_source
+    check_model_source(name)
+
+
+def _read_data(cfg: RunConfig, plan: Plan) -> None:
+    """Read every task's data files and load the tokenizer: a bad file fails here, not after the first task."""
+    from .dataset import load_examples
+    from .tokenization import load_tokenizer
+    for spec in plan.specs:
+        plan.examples[spec.name] = {lang: load_examples(cfg.data, spec, lang, cfg.limit)
+                                    for lang in plan.langs[spec.name]}
+    if any(ex for by_lang in plan.examples.values() for ex in by_lang.values()):
+        plan.tokenizer = load_tokenizer(cfg.tokenizer, cfg.model)

@@ -1,0 +1,98 @@
+"""The scenario contract: what every scenario is given and what it returns.
+
+A scenario decides when inputs arrive and how they are grouped and timed (offline: everything known up front;
+server: requests arriving at an offered load; train: optimisation steps). It drives a loaded backend through the
+backend contract (prepare / forward / fetch / synchronize) and returns rows; it never loads models or writes files.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..backends.base import Backend
+from ..batching import CostModel
+from ..config import RunConfig
+from ..flops import EncoderShape
+from ..models import ModelBundle
+from ..workload import Workload
+
+
+class StageClock:
+    """Wall seconds per stage of the whole run, so the report can show where a run's time went beyond the timed
+    region (model build, export, peaks, cost probes, warm-up), and the peak RSS seen at the end of each stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.rss_mb: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+            rss = _peak_rss_mb()
+            if rss is not None:
+                self.rss_mb[stage] = max(self.rss_mb.get(stage, 0.0), rss)
+
+
+def _peak_rss_mb() -> float | None:
+    # VmHWM: the process's peak so far. Per stage this is the peak up to the end of that stage, which is what
+    # shows whether memory keeps growing from one task or backend to the next.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class ScenarioContext:
+    cfg: RunConfig
+    bundle: ModelBundle
+    shape: EncoderShape          # analytic FLOPs of this model and head
+    workload: Workload           # the task's encoded languages
+    clock: StageClock
+    cost: CostModel | None       # the backend's measured batch cost model (None when nothing needs it)
+    run_meta: dict[str, Any]     # results.json "run" section
+    say: Callable[[str], None] = print
+    warmed: set[tuple[int, int]] = field(default_factory=set)  # padded shapes this backend has run already
+
+
+Outputs = dict[tuple, list[np.ndarray]]
+
+
+class Scenario(ABC):
+    name: ClassVar[str]
+    # Backends must declare `trainable = True` to be driven by a scenario that sets this.
+    trainable: ClassVar[bool] = False
+    # Whether rows of this scenario feed accuracy/agreement (outputs returned from run()).
+    evaluates: ClassVar[bool] = False
+
+    def check(self, cfg: RunConfig, backend_names: Sequence[str]) -> None:
+        """Refuse bad option combinations (InputError) before anything is measured."""
+
+    def needs_cost_model(self, cfg: RunConfig) -> bool:
+        """Whether run() wants ctx.cost (a start-up probe of the backend)."""
+        return "dynamic" in cfg.batching
+
+    @abstractmethod
+    def run(self, ctx: ScenarioContext, backend: Backend) -> tuple[list[dict[str, Any]], Outputs]:
+        """Rows (each with row["scenario"] = self.name) and per-configuration outputs for evaluation."""
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The lang = "ALL" rows of this scenario's per-language rows."""
+        from ..rows import all_rows
+        return all_rows(rows)
