@@ -236,7 +236,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
             # Release sessions, compiled graphs and model copies before the next backend (bounded memory).
             backend.close()
             del backend
-            gc.collect()
+            _release_memory()
         rows.extend(backend_rows)
         outputs.update(backend_outputs)
     if scenario.evaluates:
@@ -244,8 +244,19 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
             evaluate.fill_quality(spec, workload.sets, rows, outputs, trained_head=bundle.trained_head,
                                   random_weights=bundle.is_preset)
     del bundle, outputs
-    gc.collect()
+    _release_memory()
     return rows
+
+
+def _release_memory() -> None:
+    """Collect the released backend or model, and hand freed heap back to the OS: glibc keeps large freed arenas
+    otherwise, and the next task's model would stack on top of them (flat RSS across tasks, issue 11)."""
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> CostModel | None:
