@@ -93,3 +93,34 @@ def useful_flops(shape: EncoderShape, lengths: Sequence[int]) -> int:
 def executed_flops(shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
     """flops_executed: every batch as run, given as (rows, padded_len)."""
     return sum(forward_flops(shape, int(padded_len), int(rows)) for rows, padded_len in batches)
+
+
+# --- training (DESIGN §3 "Training FLOPs") -------------------------------------------------------------------------
+# Backward of every matrix product computes two products of the forward's size (the gradient of its input and of its
+# weight, or of both operands of QK^T and AV), so forward + backward = 3x forward for every product that the loss
+# reaches. The one product it does not reach: the pooler of a bare encoder ("pooled"), whose output the mean-pooled
+# embedding ignores; training that head is refused (train scenario), so it is not special-cased here. Counting as
+# FlopCounterMode does, the optimizer step is not a matrix product and is reported apart (optimizer_flops).
+TRAIN_PASS_FACTOR = 3
+# torch.optim.AdamW per parameter and step: weight decay (1 mul, 1 add), first moment (2 mul, 1 add), second moment
+# (3 mul, 1 add), bias corrections folded into a step size, sqrt, add eps, divide, scale, subtract: 14 elementwise
+# operations. An order-of-magnitude figure for the report, not a cross-checked one.
+ADAMW_FLOPS_PER_PARAM = 14
+
+
+def train_step_flops(shape: EncoderShape, seq_len: int, rows: int = 1, passes: int = 1) -> int:
+    """Forward + backward FLOPs of one step on `rows` x `seq_len`; `passes` > 1 for regimes that run extra forward
+    and backward passes per update (K PGD steps of adversarial training -> K + 1 passes)."""
+    return TRAIN_PASS_FACTOR * passes * forward_flops(shape, seq_len, rows)
+
+
+def train_useful_flops(shape: EncoderShape, lengths: Sequence[int]) -> int:
+    return TRAIN_PASS_FACTOR * useful_flops(shape, lengths)
+
+
+def train_executed_flops(shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
+    return TRAIN_PASS_FACTOR * executed_flops(shape, batches)
+
+
+def optimizer_flops(n_params: int, steps: int = 1) -> int:
+    return ADAMW_FLOPS_PER_PARAM * n_params * steps

@@ -25,6 +25,8 @@ class Backend(ABC):
     recompiles_per_shape: ClassVar[bool] = False
     # Library whose GEMM peak the MFU of this backend is measured against ("torch" or "onnxruntime").
     gemm_library: ClassVar[str] = "torch"
+    # True when the train scenario can fine-tune the model this backend runs (torch backends).
+    trainable: ClassVar[bool] = False
 
     def __init__(self, bundle: ModelBundle, device: str = "cpu", dtype: str = "fp32",
                  threads: int | None = None, cache_dir: str = ".xlt_cache"):

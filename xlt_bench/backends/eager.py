@@ -37,6 +37,7 @@ class TorchModuleBackend(Backend):
 
 class EagerBackend(TorchModuleBackend):
     name = "eager"
+    trainable = True    # the train scenario can fine-tune this backend's model
     supported = frozenset({("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"),
                            ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
 
