@@ -84,3 +84,90 @@ def test_train_refuses_int8(tmp_path):
                     scenario="train")
     with pytest.raises(InputError, match="int8"):
         run(cfg, tmp_path / "out")
+
+
+# --- train-cost plans ---------------------------------------------------------------------------------------------
+
+PLAN = """accelerator = "h100-sxm"
+mfu = 0.5
+batching = ["static", "dynamic"]
+
+[[regime]]
+name = "en"
+model = "tiny-xlmr"
+task = "xnli"
+langs = ["en"]
+examples = 1000
+epochs = 2
+"""
+
+
+def _plan(tmp_path, text):
+    path = tmp_path / "plan.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_padding_ratio_by_hand():
+    import numpy as np
+
+    from xlt_bench.train_cost import padding_ratio
+    shape = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="sequence", num_labels=3)
+    lengths = np.array([5, 2, 5, 3])
+    useful = 2 * 3416 + 1208 + 1880          # tests/test_flops.py's hand counts at L = 5, 2, 3
+    static = 4 * forward_flops(shape, 8)      # every row padded to max_length 8
+    assert padding_ratio(shape, lengths, "static", 8, 2) == pytest.approx(static / useful)
+    # Greedy fill under 2 x 8 = 16 padded tokens over sorted lengths 2, 3, 5, 5: [2, 3, 5] runs as 3 x 5 = 15
+    # tokens; adding the second 5 would make 4 x 5 = 20 > 16, so it runs alone (1 x 5).
+    dynamic = 3 * 3416 + 3416
+    assert padding_ratio(shape, lengths, "dynamic", 8, 2) == pytest.approx(dynamic / useful)
+
+
+def test_estimate_counts_passes_and_copies(tmp_path):
+    from xlt_bench.train_cost import estimate, load_plan
+    base = estimate(load_plan(_plan(tmp_path, PLAN)))
+    adv = estimate(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "adversarial"\n'
+                                                                        "pgd_steps = 2"))))
+    smooth = estimate(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "smoothing"\n'
+                                                                           "copies = 3"))))
+    for b, a, s in zip(base, adv, smooth):
+        assert a["flops_useful"] == pytest.approx(3 * b["flops_useful"])      # K = 2 -> 3 passes per update
+        assert s["flops_useful"] == pytest.approx(3 * b["flops_useful"])      # k = 3 copies of every example
+        assert a["optimizer_flops"] == b["optimizer_flops"]                   # still one update per batch
+        assert s["sequences"] == pytest.approx(3 * b["sequences"])
+    static, dynamic = base
+    assert static["batching"] == "static" and static["padding_share"] > dynamic["padding_share"]
+    # Projection: executed FLOPs at 50% of 989 TFLOP/s.
+    assert static["accelerator_hours"] == pytest.approx(static["flops_executed"] / (0.5 * 989e12) / 3600)
+    assert static["hours_here"] is None
+
+
+@pytest.mark.parametrize("change,field,line", [
+    (("epochs = 2", "epochs = -1"), "regime.epochs", 11),
+    (("examples = 1000", "examples = 0"), "regime.examples", 10),
+    (("epochs = 2", 'epochs = 2\nregime = "adversarial"\npgd_steps = 0'), "regime.pgd_steps", 13),
+    (("epochs = 2", 'epochs = 2\nregime = "smoothing"'), "regime.copies", 5),   # missing key: the [[regime]] line
+    (("epochs = 2", "epochs = 2\nbatchsize = 8"), "regime.batchsize", 12),
+    (("mfu = 0.5", "mfu = 1.5"), "mfu", 2),
+    (('accelerator = "h100-sxm"', 'acelerator = "h100-sxm"'), "acelerator", 1),
+])
+def test_bad_plans_name_file_line_and_field(tmp_path, change, field, line):
+    from xlt_bench.train_cost import load_plan
+    path = _plan(tmp_path, PLAN.replace(*change))
+    with pytest.raises(InputError) as err:
+        load_plan(path)
+    assert err.value.field == field and err.value.line == line and err.value.file == str(path)
+
+
+def test_train_cost_cli_with_measured_run(tmp_path):
+    """Hours on this machine come from a measured train run's useful training FLOP/s."""
+    from xlt_bench.cli import main
+    run_dir = tmp_path / "train-run"
+    run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=16, backends=("eager",),
+                  batching=("static", "dynamic"), scenario="train", threads=1, max_tokens=1024), run_dir)
+    plan = _plan(tmp_path, PLAN.replace("mfu = 0.5", 'mfu = 0.5\ndtype = "fp32"'))
+    assert main(["train-cost", "--plan", str(plan), "--measured", str(run_dir), "--out", str(tmp_path / "tc")]) == 0
+    import json
+    doc = json.loads((tmp_path / "tc" / "train_cost.json").read_text())
+    assert all(r["hours_here"] > 0 for r in doc["rows"])
+    assert (tmp_path / "tc" / "plots" / "train_cost.png").stat().st_size > 1000

@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", default="all")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", required=True, help="profile JSON to write")
+    p = sub.add_parser("train-cost", help="training FLOPs, hours and energy of fine-tuning regimes (a plan TOML)")
+    p.add_argument("--plan", required=True, help="plan TOML with [[regime]] tables")
+    p.add_argument("--measured", help="a train-scenario run (RUN_DIR or results.json) whose throughput gives the "
+                                      "hours on this machine [the plan's 'measured' key, else none]")
+    p.add_argument("--out", default="results/train-cost", help="directory for train_cost.md/html/json")
     sub.add_parser("tasks", help="list tasks, their languages and data sources")
     p = sub.add_parser("langs", help="print language metadata")
     p.add_argument("--group-by", choices=["family", "genus", "script", "resource_class"], default=None)
@@ -183,6 +188,28 @@ def cmd_lengths(args) -> int:
     return 0
 
 
+def cmd_train_cost(args) -> int:
+    from .report.train_cost import render_train_cost
+    from .schema import load_results
+    from .train_cost import ACCELERATORS, estimate, load_plan
+    plan = load_plan(args.plan)
+    measured_path = args.measured or plan.measured
+    measured = load_results(measured_path) if measured_path else None
+    rows = estimate(plan, measured)
+    accel = ACCELERATORS[plan.accelerator]
+    notes = [f"{plan.accelerator}: {accel['source']}; hours = executed FLOPs / (peak x MFU {plan.mfu:.0%}), energy "
+             f"= hours x {accel['watts']} W board power: projections, not measurements",
+             f"hours here: useful training FLOPs / the useful FLOP/s measured in `{measured_path}` ({plan.dtype})"
+             if measured else "hours here: none (give --measured RUN_DIR of an `xlt-bench run --scenario train`)",
+             "dynamic padding share: simulated greedy fill of length-sorted sequences up to batch_size x max_length "
+             "tokens; static pads every sequence to max_length"]
+    meta = {"plan": args.plan, "accelerator": plan.accelerator, "mfu": plan.mfu, "dtype": plan.dtype,
+            "measured": measured_path, "notes": notes}
+    for path in render_train_cost(rows, meta, Path(args.out)):
+        print(path)
+    return 0
+
+
 def cmd_tasks(args) -> int:
     from .tasks import describe_tasks
     for t in describe_tasks():
@@ -203,7 +230,7 @@ def cmd_langs(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "gate": cmd_gate, "export": cmd_export,
-            "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs}
+            "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs, "train-cost": cmd_train_cost}
 
 
 if __name__ == "__main__":
