@@ -8,6 +8,7 @@ cost model `time(rows, padded_len)`; the cost model is measured per backend at s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,22 +35,51 @@ class Batch:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Predicted seconds for one batch: fixed + per_token * r*L + per_token_sq * r*L^2 (attention's L^2 term)."""
+    """Predicted seconds for one batch: fixed + per_token * r*L + per_token_sq * r*L^2 (attention's L^2 term),
+    fitted to timings of the backend measured at start-up over the shapes it will run (profiler.probe_cost_model).
+
+    A flat fit (per-token terms zero: a launch-bound GPU at these sizes) is valid and means "fewest batches, then
+    least padding". `max_tokens_measured` is the largest batch the probe timed: the planner never builds a batch
+    beyond it, so the model is never extrapolated for the plans it chooses."""
 
     fixed_s: float
     per_token_s: float
     per_token_sq_s: float = 0.0
-    source: str = "default"
+    max_tokens_measured: int | None = None
+    rel_error: float | None = None          # mean |predicted - measured| / measured over the probe samples
+    source: str = "measured"
+    key: str | None = None                  # "backend/dtype/device" the probe ran on
 
     def __call__(self, rows: np.ndarray | int, padded_len: np.ndarray | int) -> np.ndarray | float:
         tokens = rows * padded_len
         return self.fixed_s + self.per_token_s * tokens + self.per_token_sq_s * tokens * padded_len
 
+    def tie_break_per_token(self) -> float:
+        """A negligible cost per padded token (a millionth of a 64-token sequence's cost per token), so that among
+        plans predicted equally fast the one with less padding wins — what a flat fit needs to be deterministic."""
+        return 1e-6 * float(self(1, 64)) / 64
+
+    def for_planning(self) -> CostModel:
+        """The same model with its shape ratios rounded to powers of two, for choosing partitions.
+
+        Which partition is optimal depends only on two ratios: tokens worth one call (fixed / per_token) and the
+        length at which attention's L^2 term matches the linear one (per_token / per_token_sq); the overall scale
+        cancels. Rounding each ratio to the nearest power of two (in log2) means timing noise of a few percent
+        leaves the partition unchanged unless a ratio lies within that noise of a bin edge."""
+        if self.per_token_s <= 0:
+            return CostModel(1.0, 0.0, 0.0, self.max_tokens_measured, source="planning")
+        per_token = 1.0 / _pow2(self.fixed_s / self.per_token_s) if self.fixed_s > 0 else 1.0
+        per_token_sq = per_token / _pow2(self.per_token_s / self.per_token_sq_s) if self.per_token_sq_s > 0 else 0.0
+        fixed = 1.0 if self.fixed_s > 0 else 0.0
+        return CostModel(fixed, per_token, per_token_sq, self.max_tokens_measured, source="planning")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
     @classmethod
-    def default(cls) -> CostModel:
-        # Without a measurement: a batch costs as much fixed overhead as 32 tokens of compute (typical of an
-        # encoder on CPU at small shapes); enough to stop the optimiser from cutting one batch per length.
-        return cls(fixed_s=32.0, per_token_s=1.0, per_token_sq_s=0.0, source="default")
+    def from_dict(cls, data: dict) -> CostModel:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def round_up(length: int, multiple: int, cap: int | None = None) -> int:
@@ -71,8 +101,8 @@ def make_batches(lengths: Sequence[int] | np.ndarray, strategy: str, *, batch_si
     if strategy == "static-longest":
         return [Batch(idx, int(lengths[idx].max())) for idx in _chunks(np.arange(len(lengths)), batch_size)]
     if strategy == "dynamic":
-        return dynamic_batches(lengths, max_tokens=max_tokens, pad_multiple=pad_multiple, max_length=max_length,
-                               cost=cost or CostModel.default())
+        return plan_dynamic(lengths, cost, max_tokens=max_tokens, pad_multiple=pad_multiple, max_length=max_length,
+                            batch_size=batch_size)[0]
     raise ValueError(f"unknown batching strategy '{strategy}'")
 
 
@@ -80,38 +110,91 @@ def _chunks(order: np.ndarray, size: int) -> list[np.ndarray]:
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
-def dynamic_batches(lengths: np.ndarray, *, max_tokens: int, pad_multiple: int, max_length: int,
-                    cost: Callable) -> list[Batch]:
-    """Optimal contiguous partition of the length-sorted sequences under the token budget.
+@dataclass(frozen=True)
+class PlanInfo:
+    """Which candidate plan the dynamic batcher chose, and each candidate's predicted seconds (results.json)."""
 
-    best[j] = min over i of best[i] + cost(j - i, padded(len of item j-1)), subject to (j - i) * padded <= max_tokens.
-    The longest item of a contiguous sorted run is its last one, so each candidate costs O(1); the search over i is
-    vectorised with numpy, O(n * max_rows) in all.
-    """
+    chosen: str
+    predicted_s: dict[str, float]
+    budget: int
+
+
+def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *, max_tokens: int, pad_multiple: int,
+                 max_length: int, batch_size: int = 32) -> tuple[list[Batch], PlanInfo]:
+    """The dynamic plan: candidates compared under the cost model, the fastest predicted kept.
+
+    Candidates: the cost-optimal contiguous partition of the length-sorted sequences (dynamic programming), a greedy
+    fill of the token budget over the sorted order, and static-longest (batch_size rows) over the sorted and the
+    dataset order, each where its batches lie within the budget (the range the probe measured: the model is not
+    trusted beyond it). So dynamic is never predicted slower than either static form. Without a cost model
+    (`--no-cost-model`) the greedy fill is the plan."""
+    lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
-    sorted_len = lengths[order]
-    n = len(sorted_len)
-    padded = np.array([round_up(int(x), pad_multiple, max_length) for x in sorted_len], dtype=np.int64)
-    if padded.max() > max_tokens:
-        raise ValueError(f"max_tokens {max_tokens} is smaller than one padded sequence ({padded.max()})")
+    padded = np.array([round_up(int(x), pad_multiple, max_length) for x in lengths], dtype=np.int64)
+    budget = int(max_tokens)
+    if cost is not None and cost.max_tokens_measured:
+        budget = max(min(budget, cost.max_tokens_measured), int(padded.max()))  # never beyond what was timed
+    if padded.max() > budget:
+        raise ValueError(f"max_tokens {budget} is smaller than one padded sequence ({padded.max()})")
+    candidates = {"greedy": _greedy_fill(order, padded, budget)}
+    if cost is None:
+        return candidates["greedy"], PlanInfo("greedy", {}, budget)
+    candidates["optimal"] = _optimal_partition(order, padded, budget, cost.for_planning())
+    for name, seq in (("static-longest-sorted", order), ("static-longest", np.arange(len(lengths)))):
+        plan = [_batch(idx, padded) for idx in _chunks(seq, batch_size)]
+        if all(b.padded_tokens <= budget for b in plan):  # judged only inside the range the probe measured
+            candidates[name] = plan
+    tie = cost.tie_break_per_token()
+    scored = {name: (predict_seconds(cost, plan), tie * sum(b.padded_tokens for b in plan))
+              for name, plan in candidates.items()}
+    chosen = min(scored, key=lambda name: sum(scored[name]))
+    return candidates[chosen], PlanInfo(chosen, {k: v[0] for k, v in scored.items()}, budget)
+
+
+def predict_seconds(cost: Callable, batches: Sequence[Batch]) -> float:
+    return float(sum(cost(b.rows, b.padded_len) for b in batches))
+
+
+def _batch(indices: np.ndarray, padded: np.ndarray) -> Batch:
+    return Batch(indices, int(padded[indices].max()))
+
+
+def _greedy_fill(order: np.ndarray, padded: np.ndarray, budget: int) -> list[Batch]:
+    """Length-sorted sequences added to the current batch while rows x longest stays within the budget."""
+    batches, start = [], 0
+    for end in range(1, len(order) + 1):
+        if end < len(order) and (end + 1 - start) * padded[order[end]] <= budget:
+            continue
+        batches.append(_batch(order[start:end], padded))
+        start = end
+    return batches
+
+
+def _optimal_partition(order: np.ndarray, padded: np.ndarray, budget: int, cost: CostModel) -> list[Batch]:
+    """Contiguous partition of the sorted sequences minimising predicted time (+ a negligible padding tie-break).
+
+    best[j] = min over i of best[i] + cost(j - i, padded of item j-1), subject to (j - i) * padded <= budget. The
+    longest item of a sorted run is its last, so each candidate costs O(1); the search over i is vectorised with
+    numpy, O(n * max_rows) in all."""
+    sorted_pad = padded[order]
+    n, tie = len(order), cost.tie_break_per_token()
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
     choice = np.zeros(n + 1, dtype=np.int64)
     for j in range(1, n + 1):
-        plen = int(padded[j - 1])
-        max_rows = min(j, max_tokens // plen)
-        starts = np.arange(j - max_rows, j)            # candidate first items i (batch = items i..j-1)
-        totals = best[starts] + cost(j - starts, plen)
+        plen = int(sorted_pad[j - 1])
+        starts = np.arange(j - min(j, budget // plen), j)   # candidate first items i (batch = items i..j-1)
+        rows = j - starts
+        totals = best[starts] + cost(rows, plen) + tie * rows * plen
         k = int(np.argmin(totals))
         best[j], choice[j] = totals[k], starts[k]
     batches: list[Batch] = []
     j = n
     while j > 0:
         i = int(choice[j])
-        batches.append(Batch(order[i:j], int(padded[j - 1])))
+        batches.append(Batch(order[i:j], int(sorted_pad[j - 1])))
         j = i
-    batches.reverse()
-    return batches
+    return batches[::-1]
 
 
 def collate(input_ids: Sequence[np.ndarray], token_type_ids: Sequence[np.ndarray] | None, batch: Batch,
@@ -138,31 +221,33 @@ def batch_stats(lengths: np.ndarray, batches: Sequence[Batch]) -> dict[str, int]
     return {"real_tokens": real, "padded_tokens": int(sum(b.padded_tokens for b in batches)), "n_batches": len(batches)}
 
 
-def fit_cost_model(samples: Sequence[tuple[int, int, float]]) -> CostModel:
-    """Least-squares fit of measured (rows, padded_len, seconds) to the CostModel form, coefficients kept >= 0."""
+def fit_cost_model(samples: Sequence[tuple[int, int, float]], key: str | None = None) -> CostModel:
+    """Non-negative least squares fit of measured (rows, padded_len, seconds) to the CostModel form.
+
+    Residuals are relative (each sample weighted by 1/seconds: small batches matter as much as big ones). The
+    coefficients are rounded to two significant digits, so timing noise of a few percent does not move them and the
+    partitions built from them are reproducible from run to run."""
+    from scipy.optimize import nnls
     rows = np.array([s[0] for s in samples], dtype=np.float64)
     plen = np.array([s[1] for s in samples], dtype=np.float64)
     secs = np.array([s[2] for s in samples], dtype=np.float64)
+    if len(samples) == 0 or np.any(secs <= 0):
+        raise ValueError("a cost model needs timings > 0")
     design = np.stack([np.ones_like(rows), rows * plen, rows * plen * plen], axis=1)
-    coef = _nonneg_lstsq(design, secs)
-    if coef[1] <= 0 and coef[2] <= 0:
-        return CostModel.default()
-    return CostModel(fixed_s=float(coef[0]), per_token_s=float(coef[1]), per_token_sq_s=float(coef[2]),
-                     source="measured")
+    weight = 1.0 / secs
+    coef, _ = nnls(design * weight[:, None], secs * weight)
+    coef = np.array([_round_sig(c, 2) for c in coef])
+    model = CostModel(fixed_s=float(coef[0]), per_token_s=float(coef[1]), per_token_sq_s=float(coef[2]),
+                      max_tokens_measured=int((rows * plen).max()), key=key)
+    predicted = model(rows, plen)
+    return dataclasses.replace(model, rel_error=float(np.mean(np.abs(predicted - secs) / secs)))
 
 
-def _nonneg_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # Relative errors matter (small batches are as important as big ones): weight each sample by 1/seconds.
-    w = 1.0 / np.maximum(b, 1e-9)
-    aw, bw = a * w[:, None], b * w
-    active = list(range(a.shape[1]))
-    while True:
-        coef = np.zeros(a.shape[1])
-        sol, *_ = np.linalg.lstsq(aw[:, active], bw, rcond=None)
-        coef[active] = sol
-        negative = [c for c in active if coef[c] < 0]
-        if not negative:
-            return coef
-        active.remove(min(negative, key=lambda c: coef[c]))
-        if not active:
-            return np.zeros(a.shape[1])
+def _pow2(ratio: float) -> float:
+    return float(2.0 ** round(np.log2(ratio)))
+
+
+def _round_sig(value: float, digits: int) -> float:
+    if value <= 0 or not np.isfinite(value):
+        return 0.0
+    return float(f"{value:.{digits}g}")

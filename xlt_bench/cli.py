@@ -25,7 +25,9 @@ RUN_OPTIONS = {
     "batching": (str, "comma-separated: static,static-longest,dynamic"),
     "batch_size": (int, "static batch size [32]"),
     "max_length": (int, "maximum sequence length; static pads to it [128]"),
-    "max_tokens": (int, "dynamic token budget per batch, padding counted [4096]"),
+    "max_tokens": (str, "dynamic token budget per batch, padding counted: 'auto' (measured per backend) or a number "
+                        "[auto]"),
+
     "pad_multiple": (int, "dynamic batches pad to a multiple of this [8 on cuda, 1 on cpu]"),
     "device": (str, "cpu | cuda"),
     "dtype": (str, "comma-separated: fp32,bf16,fp16,int8"),
@@ -46,8 +48,12 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--out", help="run directory [results/run-<timestamp>]")
     for name, (typ, help_text) in RUN_OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_text)
+    p.add_argument("--cost-model", dest="cost_model_file", metavar="FILE", default=None,
+                   help="reuse a stored cost model (results.json of an earlier run, or a cost model JSON) instead "
+                        "of probing: reproducible dynamic plans")
     p.add_argument("--no-cost-model", dest="cost_model", action="store_const", const=False, default=None,
-                   help="dynamic batching: skip the start-up cost probe and use the default cost model")
+                   help="dynamic batching: skip the start-up cost probe; plans are a greedy fill of the budget "
+                        "(auto budget: batch_size x max_length)")
     p.add_argument("--no-report", action="store_true", help="write results only, no report")
     p.add_argument("--force", action="store_true",
                    help="replace a finished run in --out (swapped in only when the new run completes)")
@@ -112,7 +118,7 @@ def cmd_run(args) -> int:
     from datetime import datetime, timezone
 
     from .pipeline import run
-    overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model"]}
+    overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model", "cost_model_file"]}
     cfg = build_config(args.config, overrides)
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     doc = run(cfg, out, force=args.force)

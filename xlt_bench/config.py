@@ -42,7 +42,11 @@ class RunConfig:
     batching: tuple[str, ...] = ("static", "dynamic")
     batch_size: int = 32
     max_length: int = 128
-    max_tokens: int = 4096
+    # Dynamic token budget per batch, padding counted: "auto" = chosen per backend/dtype/device by the start-up
+    # probe (largest batch still gaining throughput), or a positive integer.
+    max_tokens: int | str = "auto"
+    # A stored cost model to reuse instead of probing (a results.json or a CostModel JSON): reproducible plans.
+    cost_model_file: str | None = None
     # Dynamic batches pad to a multiple of this. None: 8 on CUDA (tensor-core friendly shapes), 1 on CPU, where
     # rounding buys no speed and only adds padding.
     pad_multiple: int | None = None
@@ -87,10 +91,16 @@ class RunConfig:
             self._fail("device", f"'{self.device}' is not one of {', '.join(DEVICES)}")
         if self.pad_multiple is None:
             object.__setattr__(self, "pad_multiple", 8 if self.device == "cuda" else 1)
-        for name in ("batch_size", "max_length", "max_tokens", "pad_multiple", "min_repeats"):
+        if isinstance(self.max_tokens, str) and self.max_tokens != "auto":
+            try:
+                object.__setattr__(self, "max_tokens", int(self.max_tokens))
+            except ValueError:
+                self._fail("max_tokens", f"'{self.max_tokens}' is neither 'auto' nor a positive integer")
+        numbers = ("batch_size", "max_length", "pad_multiple", "min_repeats")
+        for name in numbers + (("max_tokens",) if self.max_tokens != "auto" else ()):
             if int(getattr(self, name)) < 1:
                 self._fail(name, "must be a positive integer")
-        if self.max_tokens < self.max_length:
+        if self.max_tokens != "auto" and self.max_tokens < self.max_length:
             self._fail("max_tokens", f"must be at least max_length ({self.max_length}) so every sequence fits a batch")
         if self.limit is not None and self.limit < 1:
             self._fail("limit", "must be a positive integer")

@@ -33,7 +33,7 @@ from .errors import InputError, RunTerminated
 from .flops import EncoderShape
 from .models import build_model
 from .preflight import Plan, preflight
-from .profiler import COST_PROBE_SHAPES, probe_cost_model
+from .profiler import probe_cost_model
 from .rows import apply_peak
 from .scenarios import get_scenario
 from .scenarios.base import ScenarioContext, StageClock
@@ -89,7 +89,7 @@ def _measure_all(cfg: RunConfig, plan: Plan, run_meta: dict, clock: StageClock, 
     """Measure every task into `rows` (in place, so a later failure still has the finished tasks' rows)."""
     with clock("gemm_peaks"):
         run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs)
-    cost_models: dict[tuple[str, str], CostModel | None] = {}
+    cost_models: dict[tuple[str, str], tuple[CostModel | None, int]] = {}
     for spec in plan.specs:
         rows.extend(_run_task(cfg, spec, plan, run_meta, clock, cost_models))
     with clock("gemm_peaks"):
@@ -229,8 +229,9 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
                 # One probe per backend and dtype: task heads differ by a few hundred FLOPs, the encoder is the cost.
                 with clock("cost_probe"):
                     cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta)
+            cost, budget = cost_models.get((backend_name, dtype), (None, None))
             ctx = ScenarioContext(cfg=cfg, bundle=bundle, shape=shape, workload=workload, clock=clock,
-                                  cost=cost_models.get((backend_name, dtype)), run_meta=run_meta, say=_say)
+                                  cost=cost, budget=budget, run_meta=run_meta, say=_say)
             backend_rows, backend_outputs = scenario.run(ctx, backend)
         finally:
             # Release sessions, compiled graphs and model copies before the next backend (bounded memory).
@@ -246,6 +247,56 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
     del bundle, outputs
     _release_memory()
     return rows
+
+
+def _release_memory() -> None:
+    """Collect the released backend or model, and hand freed heap back to the OS: glibc keeps large freed arenas
+    otherwise, and the next task's model would stack on top of them (flat RSS across tasks, issue 11)."""
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+
+
+def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> tuple[CostModel | None, int]:
+    """The backend's batch cost model and token budget: probed, reused from --cost-model FILE, or none."""
+    key = f"{backend.name}/{backend.dtype}/{backend.device}"
+    samples: list = []
+    if cfg.cost_model_file:
+        model = load_cost_model(cfg.cost_model_file, key)
+        budget = model.max_tokens_measured if cfg.max_tokens == "auto" else int(cfg.max_tokens)
+    elif not cfg.cost_model:
+        model = None
+        budget = cfg.batch_size * cfg.max_length if cfg.max_tokens == "auto" else int(cfg.max_tokens)
+    else:
+        _say(f"{backend.name}/{backend.dtype}: timing shapes for the dynamic batcher's cost model and budget")
+        model, samples, budget = probe_cost_model(backend, bundle.vocab_size, bundle.pad_id, cfg.max_length,
+                                                  max_tokens=cfg.max_tokens, seed=cfg.seed)
+    run_meta.setdefault("cost_models", {})[key] = {
+        **(model.to_dict() if model else {"source": "none (--no-cost-model): greedy budget fill"}),
+        "budget": budget, "samples": [list(s) for s in samples]}
+    return model, budget
+
+
+def load_cost_model(path: str, key: str) -> CostModel:
+    """A stored cost model: a results.json (its run.cost_models[key]) or one CostModel JSON."""
+    import json
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read a cost model: {exc}", file=path, field="cost_model_file") from None
+    entry = doc.get("run", {}).get("cost_models", {}).get(key) if isinstance(doc.get("run"), dict) else doc
+    if not isinstance(entry, dict) or "fixed_s" not in entry:
+        have = ", ".join(doc.get("run", {}).get("cost_models", {})) if isinstance(doc.get("run"), dict) else ""
+        raise InputError(f"no cost model for {key}" + (f" (it has: {have})" if have else ""), file=path,
+                         field="cost_model_file")
+    if entry.get("key") not in (None, key):
+        raise InputError(f"the cost model was measured on {entry['key']}, not {key}: plans would follow another "
+                         "backend's costs", file=path, field="cost_model_file")
+    model = CostModel.from_dict(entry)
+    return CostModel(**{**model.to_dict(), "source": f"file:{path}", "key": key})
 
 
 def _release_memory() -> None:

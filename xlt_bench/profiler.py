@@ -130,30 +130,57 @@ def restore_order(batch_outputs: Sequence[np.ndarray], batches: Sequence[Batch],
     return restored  # type: ignore[return-value]
 
 
-# Shapes timed at start-up to fit the dynamic batcher's cost model. They span 16 to 1024 tokens per batch, so the
-# fit sees both the per-batch overhead that dominates tiny batches and the per-token cost of large ones, and together
-# cost about 3k tokens per timed pass.
-COST_PROBE_SHAPES = ((1, 16), (4, 16), (2, 64), (8, 32), (4, 128), (16, 64), (8, 128))
+# Token budgets the start-up probe may try: up to 65,536 tokens on CUDA (launch-bound GPUs keep gaining up to there),
+# 16,384 on CPU, where throughput saturates around a thousand tokens per batch.
+PROBE_TOKEN_CAP = {"cuda": 65536, "cpu": 16384}
+# A probe shape slower than this ends the budget search: a bigger batch would only make the probe slow.
+PROBE_SHAPE_LIMIT_S = 1.0
+PROBE_LENGTHS = (16, 32, 64, 128, 256, 512)
 
 
-def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length: int, repeats: int = 3,
-                     seed: int = 0) -> tuple[CostModel, list[tuple[int, int, float]]]:
-    """Time a few synthetic shapes on this backend and fit time(rows, padded_len).
+def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length: int, *,
+                     max_tokens: int | str = "auto", repeats: int = 2, seed: int = 0,
+                     shape_limit_s: float = PROBE_SHAPE_LIMIT_S) -> tuple[CostModel, list[tuple[int, int, float]], int]:
+    """Time synthetic shapes on this backend over the range the plans will use; fit time(rows, padded_len).
 
-    Each shape keeps the fastest of `repeats` timings: on a shared machine noise only ever adds time, so the minimum
-    is the steadiest estimate of what the shape costs."""
+    1. Budget: at a typical length, double the rows until throughput stops rising (< 5% over two doublings), a
+       shape takes longer than `shape_limit_s`, or the device's cap; 'auto' takes the largest probed batch whose
+       tok/s is within 10% of the best (a given --max-tokens is probed up to, never past).
+    2. Fit: one row and a full budget at every padded length up to --max-length, plus the budget search's samples.
+    Each shape keeps the fastest of `repeats` timings: noise on a shared machine only ever adds time."""
     rng = np.random.default_rng(seed)
-    samples = []
-    for rows, plen in COST_PROBE_SHAPES:
-        plen = min(plen, max_length)
+
+    def timed(rows: int, plen: int) -> float:
         ids = rng.integers(5, min(vocab_size, 30000), size=(rows, plen)).astype(np.int64)
         ids[ids == pad_id] = pad_id + 1
         inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if backend.bundle.takes_token_types:
             inputs["token_type_ids"] = np.zeros_like(ids)
         prepared = backend.prepare(inputs)
-        backend.fetch(backend.forward(prepared))  # warm-up
+        backend.fetch(backend.forward(prepared))  # warm-up (compilation, allocator)
         backend.synchronize()
-        times = [timed_pass(backend, [prepared])[1][0] / 1000.0 for _ in range(repeats)]
-        samples.append((rows, plen, float(min(times))))
-    return fit_cost_model(samples), samples
+        return float(min(timed_pass(backend, [prepared])[2] for _ in range(repeats)))
+
+    lengths = [x for x in PROBE_LENGTHS if x < max_length] + [max_length]
+    typical = min(64, max_length)
+    cap = PROBE_TOKEN_CAP.get(backend.device, 16384) if max_tokens == "auto" else int(max_tokens)
+    cap = max(cap, max_length)
+    samples, rates = [], []
+    rows = 1
+    while True:
+        seconds = timed(rows, typical)
+        samples.append((rows, typical, seconds))
+        rates.append((rows * typical, rows * typical / seconds))
+        best = max(r for _, r in rates)
+        stalled = len(rates) >= 3 and max(r for _, r in rates[-2:]) < 1.05 * max(r for _, r in rates[:-2])
+        if stalled or seconds > shape_limit_s or 2 * rows * typical > cap:
+            break
+        rows *= 2
+    budget = max(t for t, r in rates if r >= 0.9 * best) if max_tokens == "auto" else cap
+    budget = max(budget, max_length)
+    for plen in lengths:
+        for r in sorted({1, max(1, budget // plen)}):
+            if (r, plen) not in {(a, b) for a, b, _ in samples}:
+                samples.append((r, plen, timed(r, plen)))
+    key = f"{backend.name}/{backend.dtype}/{backend.device}"
+    return fit_cost_model(samples, key=key), samples, int(budget)

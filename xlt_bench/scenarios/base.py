@@ -67,6 +67,7 @@ class ScenarioContext:
     clock: StageClock
     cost: CostModel | None       # the backend's measured batch cost model (None when nothing needs it)
     run_meta: dict[str, Any]     # results.json "run" section
+    budget: int | None = None    # dynamic token budget, padding counted (--max-tokens or the probe's 'auto')
     say: Callable[[str], None] = print
     warmed: set[tuple[int, int]] = field(default_factory=set)  # padded shapes this backend has run already
 

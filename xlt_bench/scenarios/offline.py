@@ -9,7 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..backends.base import Backend
-from ..batching import make_batches
+from ..batching import make_batches, plan_dynamic
 from ..profiler import measure, prepare_batches
 from ..rows import measurement_row
 from .base import Outputs, Scenario, ScenarioContext
@@ -46,9 +46,7 @@ def measure_one(ctx: ScenarioContext, backend: Backend, encoded, batching: str) 
     lengths = encoded.lengths
     # Static pads every sequence to --max-length (XTREME's scripts); --shape fixes B and L outright.
     max_length = cfg.shape[1] if cfg.shape is not None else max(ctx.workload.max_length, int(lengths.max()))
-    batches = make_batches(lengths, batching, batch_size=cfg.shape[0] if cfg.shape else cfg.batch_size,
-                           max_length=max_length, max_tokens=max(cfg.max_tokens, max_length),
-                           pad_multiple=cfg.pad_multiple, cost=ctx.cost)
+    batches, plan = plan_batches(ctx, lengths, batching, max_length)
     prepared = prepare_batches(backend, encoded.input_ids, encoded.token_type_ids, batches, backend.bundle.pad_id)
     with MemoryTracker(cfg.device) as memory, EnergyTracker(cfg.device) as energy:
         m = measure(backend, prepared, batches, lengths, min_seconds=cfg.min_seconds, min_repeats=cfg.min_repeats,
@@ -65,4 +63,17 @@ def measure_one(ctx: ScenarioContext, backend: Backend, encoded, batching: str) 
                recompiles_per_shape=backend.recompiles_per_shape)
     if energy.note:
         row["energy_note"] = energy.note
+    if plan is not None:
+        row.update(max_tokens=plan.budget, plan_chosen=plan.chosen, plan_predicted_s=plan.predicted_s)
     return row, m.outputs
+
+
+def plan_batches(ctx: ScenarioContext, lengths: np.ndarray, batching: str, max_length: int):
+    """The batches of one language under one strategy, and for dynamic the planner's choice (PlanInfo)."""
+    cfg = ctx.cfg
+    if batching != "dynamic":
+        batch_size = cfg.shape[0] if cfg.shape else cfg.batch_size
+        return make_batches(lengths, batching, batch_size=batch_size, max_length=max_length), None
+    budget = max(ctx.budget or cfg.batch_size * max_length, max_length)
+    return plan_dynamic(lengths, ctx.cost, max_tokens=budget, pad_multiple=cfg.pad_multiple, max_length=max_length,
+                        batch_size=cfg.batch_size)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..backends import get_backend_class
 from ..backends.base import Backend
-from ..batching import Batch, collate, make_batches
+from ..batching import Batch, CostModel, collate, fit_cost_model, make_batches, plan_dynamic
 from ..errors import InputError
 from ..flops import optimizer_flops, train_executed_flops, train_useful_flops
 from ..profiler import Measurement
@@ -35,6 +35,11 @@ LEARNING_RATE = 2e-5   # a usual fine-tuning rate; the step's cost does not depe
 class TrainScenario(Scenario):
     name = "train"
     trainable = True
+
+    def needs_cost_model(self, cfg) -> bool:
+        # An inference probe does not know a training step's costs (the optimizer update over every parameter is a
+        # large fixed cost per step): the step runner probes training steps itself.
+        return False
 
     def check(self, cfg, backend_names) -> None:
         cannot = [b for b in backend_names if not getattr(get_backend_class(b), "trainable", False)]
@@ -86,6 +91,7 @@ class StepRunner:
         self.optimizer = torch.optim.AdamW(module.parameters(), lr=LEARNING_RATE)
         self.rng = np.random.default_rng(ctx.cfg.seed)
         self.warmed: set[tuple[int, int]] = set()
+        self.cost: CostModel | None = None
 
     def close(self) -> None:
         self.module = self.optimizer = None
@@ -95,10 +101,14 @@ class StepRunner:
         cfg = self.ctx.cfg
         lengths = encoded.lengths
         max_length = max(self.ctx.workload.max_length, int(lengths.max()))
-        budget = cfg.max_tokens if isinstance(cfg.max_tokens, int) else None
-        batches = make_batches(lengths, batching, batch_size=cfg.batch_size, max_length=max_length,
-                               max_tokens=max(budget or 0, max_length) if budget else _auto_budget(cfg, max_length),
-                               pad_multiple=cfg.pad_multiple, cost=self.ctx.cost)
+        budget = max(cfg.max_tokens if isinstance(cfg.max_tokens, int) else _auto_budget(cfg, max_length),
+                     max_length)
+        if batching == "dynamic":
+            cost = self._step_cost_model(encoded, budget, max_length) if cfg.cost_model else None
+            batches, _ = plan_dynamic(lengths, cost, max_tokens=budget, pad_multiple=cfg.pad_multiple,
+                                      max_length=max_length, batch_size=cfg.batch_size)
+        else:
+            batches = make_batches(lengths, batching, batch_size=cfg.batch_size, max_length=max_length)
         labels, label_note = self._labels(encoded)
         steps = [self._step_inputs(encoded, b, labels) for b in batches]
         with MemoryTracker(self.device) as memory:
@@ -128,6 +138,44 @@ class StepRunner:
         if label_note:
             row["notes"].append(label_note)
         return row
+
+    def _step_cost_model(self, encoded, budget: int, max_length: int) -> CostModel:
+        """Time training steps at a few shapes (once per runner) and fit the batch cost model the planner uses."""
+        if self.cost is None:
+            samples = []
+            labels, _ = self._labels(encoded)
+            lengths = sorted({min(16, max_length), min(64, max_length), max_length})
+            for plen in lengths:
+                for rows in sorted({1, max(1, budget // plen)}):
+                    samples.append((rows, plen, self._time_shape(encoded, labels, rows, plen)))
+            self.cost = fit_cost_model(samples, key=f"train:{self.backend.name}/{self.backend.dtype}/{self.device}")
+            self.ctx.run_meta.setdefault("cost_models", {})[self.cost.key] = {
+                **self.cost.to_dict(), "budget": budget, "samples": [list(x) for x in samples]}
+        return self.cost
+
+    def _time_shape(self, encoded, labels: list, rows: int, plen: int) -> float:
+        """Fastest of two timed steps on `rows` copies of the first sequence cycled to `plen` tokens (after a
+        warm-up): what a step costs depends on its shape, not on which tokens fill it."""
+        from types import SimpleNamespace
+        head = self.ctx.bundle.head
+        label = labels[0]
+        if head == "token":
+            label = np.resize(np.asarray(label), plen)
+        elif head == "span":
+            label = tuple(min(int(x), plen - 1) for x in label)
+        probe = SimpleNamespace(input_ids=[np.resize(encoded.input_ids[0], plen)],
+                                token_type_ids=None if encoded.token_type_ids is None
+                                else [np.resize(encoded.token_type_ids[0], plen)])
+        step = self._step_inputs(probe, Batch(np.zeros(rows, dtype=np.int64), plen), [label])
+        self._step(step)
+        times = []
+        for _ in range(2):
+            self._sync()
+            start = time.perf_counter()
+            self._step(step)
+            self._sync()
+            times.append(time.perf_counter() - start)
+        return min(times)
 
     def _first_time(self, batch: Batch) -> bool:
         if batch.shape in self.warmed:
