@@ -81,9 +81,33 @@ def test_injected_delay_is_inside_the_timed_region(backend):
 
 
 def test_cost_probe_fits_a_positive_model(backend):
-    model, samples = probe_cost_model(backend, vocab_size=250002, pad_id=1, max_length=128, repeats=1)
-    assert len(samples) == 7 and all(s[2] > 0 for s in samples)
-    assert model(8, 64) > 0
+    model, samples, budget = probe_cost_model(backend, vocab_size=250002, pad_id=1, max_length=128, repeats=1,
+                                              max_tokens=512)
+    assert budget == 512 and all(s[2] > 0 for s in samples)
+    assert max(r * l for r, l, _ in samples) == model.max_tokens_measured <= 512
+    assert {l for _, l, _ in samples} >= {16, 32, 64, 128}     # every padded length up to --max-length
+    assert model(8, 64) > 0 and model.source == "measured" and model.rel_error is not None
+
+
+@pytest.mark.parametrize("cost,flat", [("fixed_ms=4", True), ("fixed_ms=1,per_token_us=20", False)])
+def test_cost_probe_on_fake_backend_recovers_its_cost(cost, flat):
+    """The fake backend sleeps a known time: the fit must find it (a launch-bound one is flat, never rejected)."""
+    from xlt_bench.backends.fake import FakeBackend, FakeCost
+    from xlt_bench.models import build_model
+    fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost.from_env(cost))
+    fake.load()
+    model, samples, budget = probe_cost_model(fake, vocab_size=250002, pad_id=1, max_length=64, repeats=2,
+                                              max_tokens="auto", shape_limit_s=0.05)
+    truth = fake.cost
+    for rows, plen, _ in samples:
+        assert model(rows, plen) == pytest.approx(truth.seconds(rows, plen), rel=0.15)
+    if flat:
+        # No gain from bigger batches until the search stops on the device cap: auto takes the largest probed.
+        assert model.per_token_s == 0.0 and model.fixed_s == pytest.approx(0.004, rel=0.1)
+        assert budget >= 4096
+    else:
+        # 20 us per token: throughput saturates early; the budget stays where tok/s was still within 10% of best.
+        assert model.per_token_s == pytest.approx(20e-6, rel=0.15)
 
 
 def _row(lang, batching, real, padded, wall, lat, n=10):

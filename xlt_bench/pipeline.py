@@ -297,26 +297,3 @@ def load_cost_model(path: str, key: str) -> CostModel:
                          "backend's costs", file=path, field="cost_model_file")
     model = CostModel.from_dict(entry)
     return CostModel(**{**model.to_dict(), "source": f"file:{path}", "key": key})
-
-
-def _release_memory() -> None:
-    """Collect the released backend or model, and hand freed heap back to the OS: glibc keeps large freed arenas
-    otherwise, and the next task's model would stack on top of them (flat RSS across tasks, issue 11)."""
-    gc.collect()
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
-
-
-def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> CostModel | None:
-    if not cfg.cost_model:
-        model, samples = CostModel.default(), []
-    else:
-        _say(f"{backend.name}/{backend.dtype}: timing {len(COST_PROBE_SHAPES)} shapes for the dynamic batcher's "
-             "cost model")
-        model, samples = probe_cost_model(backend, bundle.vocab_size, bundle.pad_id, cfg.max_length, seed=cfg.seed)
-    run_meta.setdefault("cost_models", {})[f"{backend.name}/{backend.dtype}"] = {
-        **dataclasses.asdict(model), "samples": [list(s) for s in samples]}
-    return model

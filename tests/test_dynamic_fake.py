@@ -1,0 +1,80 @@
+"""Dynamic batching on backends of known cost (the fake backend): never slower than static or static-longest,
+whatever the hardware looks like — launch-bound (a GPU at these sizes), linear in tokens (a CPU), or with attention's
+L^2 term. Timings are sleeps of known length, so the comparison holds on a loaded machine too."""
+
+from __future__ import annotations
+
+import pytest
+
+from xlt_bench.config import RunConfig
+from xlt_bench.pipeline import run
+
+COSTS = {"launch-bound": "fixed_ms=5", "linear": "fixed_ms=1,per_token_us=3",
+         "quadratic": "fixed_ms=1,per_token_us=2,per_token_sq_ns=20"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regime", COSTS)
+def test_dynamic_at_least_as_fast_as_both_static_forms(tmp_path, monkeypatch, regime):
+    monkeypatch.setenv("XLT_FAKE_COST", COSTS[regime])
+    cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en", "th", "zh"), limit=96, backends=("fake",),
+                    batching=("static", "static-longest", "dynamic"), threads=1)
+    doc = run(cfg, tmp_path / "out")
+    every = {(r["lang"], r["batching"]): r for r in doc["rows"]}
+    for lang in ("en", "th", "zh", "ALL"):
+        dynamic = every[(lang, "dynamic")]["throughput_tok_s"]
+        # 3% for sleep jitter: the plans themselves are predicted no slower.
+        assert dynamic >= 0.97 * every[(lang, "static-longest")]["throughput_tok_s"], lang
+        assert dynamic >= 0.97 * every[(lang, "static")]["throughput_tok_s"], lang
+    for lang in ("en", "th", "zh"):
+        row = every[(lang, "dynamic")]
+        assert row["plan_predicted_s"][row["plan_chosen"]] == min(row["plan_predicted_s"].values())
+    if regime == "launch-bound":
+        # Fewest batches: the budget the probe found holds a language in a single forward call.
+        assert all(every[(lang, "dynamic")]["n_batches"] == 1 for lang in ("en", "th", "zh"))
+    model = doc["run"]["cost_models"]["fake/fp32/cpu"]
+    assert model["source"] == "measured" and model["samples"]
+
+
+@pytest.mark.slow
+def test_stored_cost_model_reproduces_partitions(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1,per_token_us=3,noise=0.05")
+    base = dict(model="tiny-xlmr", tasks=("xnli",), langs=("en", "th"), limit=64, backends=("fake",),
+                batching=("dynamic",), threads=1)
+    first = run(RunConfig(**base), tmp_path / "a")
+    again = run(RunConfig(**base, cost_model_file=str(tmp_path / "a" / "results.json")), tmp_path / "b")
+    assert again["run"]["cost_models"]["fake/fp32/cpu"]["source"].startswith("file:")
+    key = ("lang", "n_batches", "padded_tokens", "max_tokens")
+    per_lang = [[tuple(r[k] for k in key) for r in doc["rows"] if r["lang"] != "ALL"] for doc in (first, again)]
+    assert per_lang[0] == per_lang[1] and len(per_lang[0]) == 2
+
+
+def test_stored_cost_model_of_another_backend_is_refused(tmp_path):
+    import json
+
+    from xlt_bench.batching import CostModel
+    from xlt_bench.errors import InputError
+    from xlt_bench.pipeline import load_cost_model
+    path = tmp_path / "cost.json"
+    path.write_text(json.dumps(CostModel(1e-3, 1e-6, key="onnxruntime/int8/cpu").to_dict()))
+    with pytest.raises(InputError, match="onnxruntime/int8/cpu"):
+        load_cost_model(str(path), "eager/fp32/cpu")
+    assert load_cost_model(str(path), "onnxruntime/int8/cpu").fixed_s == 1e-3
+
+
+def test_budget_below_a_tasks_sequence_length_is_refused(tmp_path):
+    from xlt_bench.errors import InputError
+    cfg = RunConfig(model="tiny-xlmr", tasks=("xquad",), langs=("en",), backends=("fake",), batching=("dynamic",),
+                    max_tokens=256, data="local:" + str(tmp_path))
+    with pytest.raises(InputError, match="256.*384"):
+        run(cfg, tmp_path / "out")
+
+
+@pytest.mark.parametrize("value,ok", [("auto", True), ("4096", True), (2048, True), ("lots", False), (0, False)])
+def test_max_tokens_values(value, ok):
+    from xlt_bench.errors import InputError
+    if ok:
+        assert RunConfig(max_tokens=value).max_tokens in ("auto", 4096, 2048)
+    else:
+        with pytest.raises(InputError, match="max_tokens"):
+            RunConfig(max_tokens=value)
