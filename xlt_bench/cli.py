@@ -39,6 +39,12 @@ RUN_OPTIONS = {
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
     "cache_dir": (str, "where exported ONNX models are cached [.xlt_cache]"),
     "scenario": (str, "offline | server | train [offline]"),
+    "qps": (str, "server: offered loads in requests/s, comma-separated, or 'auto' (bisection for the max "
+                 "sustainable QPS) [auto]"),
+    "duration": (float, "server: seconds of arrivals per offered load [60]"),
+    "slo_ms": (float, "server: latency SLO in ms; max sustainable QPS keeps p99 within it [200]"),
+    "policy": (str, "server: batching policies, comma-separated: none,fixed,token-budget,length-bucketed [all]"),
+    "trace": (str, "server: replay arrival times (seconds, one per line) instead of Poisson arrivals"),
 }
 
 

@@ -66,11 +66,20 @@ class RunConfig:
     cost_model: bool = True
     # offline | server | train (xlt_bench/scenarios): who owns time and the arrival of inputs.
     scenario: str = "offline"
+    # Server scenario: offered loads in requests/s ("auto": bisection for the max sustainable QPS), seconds of
+    # arrivals per load, the latency SLO, the batching policies compared, an optional arrival trace, and options per
+    # policy (TOML [policy.<name>] tables).
+    qps: tuple[float, ...] | str = "auto"
+    duration: float = 60.0
+    slo_ms: float = 200.0
+    policy: tuple[str, ...] = ("none", "fixed", "token-budget", "length-bucketed")
+    trace: str | None = None
+    policy_options: dict = field(default_factory=dict)
     cache_dir: str = ".xlt_cache"
     source: str = field(default="defaults", compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("tasks", "langs", "backends", "batching", "dtype"):
+        for name in ("tasks", "langs", "backends", "batching", "dtype", "policy"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         if isinstance(self.shape, str):
             object.__setattr__(self, "shape", _parse_shape(self.shape, self.source))
@@ -87,6 +96,7 @@ class RunConfig:
         self._check_choices("backends", self.backends, BACKEND_NAMES)
         from .scenarios import SCENARIOS
         self._check_choices("scenario", (self.scenario,), tuple(SCENARIOS))
+        self._validate_server()
         if self.device not in DEVICES:
             self._fail("device", f"'{self.device}' is not one of {', '.join(DEVICES)}")
         if self.pad_multiple is None:
@@ -114,6 +124,23 @@ class RunConfig:
             self._fail("data", f"'{self.data}' is not 'synthetic', 'hf' or 'local:DIR'")
         if self.shape is not None and (len(self.shape) != 2 or min(self.shape) < 1):
             self._fail("shape", "expected B,L with two positive integers")
+
+    def _validate_server(self) -> None:
+        from .serving.policies import POLICIES
+        self._check_choices("policy", self.policy, tuple(POLICIES))
+        if self.qps != "auto":
+            try:
+                loads = tuple(float(q) for q in _as_tuple(self.qps) if q) if not isinstance(self.qps, (int, float)) \
+                    else (float(self.qps),)
+            except ValueError:
+                self._fail("qps", f"'{self.qps}' is neither 'auto' nor a list of request rates")
+            if not loads or any(not q > 0 for q in loads):
+                self._fail("qps", "offered loads must be > 0 requests/s")
+            object.__setattr__(self, "qps", loads)
+        if not self.duration > 0:
+            self._fail("duration", "must be > 0 seconds")
+        if not self.slo_ms > 0:
+            self._fail("slo_ms", "must be > 0 milliseconds")
 
     def _check_choices(self, name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
         if not values:
@@ -148,6 +175,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise InputError("config file not found", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", file=str(path)) from None
+    # [policy.<name>] tables hold the server policies' options; `policy = [...]` inside [run] names the policies.
+    policy_options = doc.pop("policy") if isinstance(doc.get("policy"), dict) else None
     table = doc.get("run", doc)
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -155,6 +184,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         if name not in FIELD_NAMES:
             raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=str(path), field=key)
         values[name] = value
+    if isinstance(policy_options, dict):
+        values["policy_options"] = policy_options
     return values
 
 

@@ -1,0 +1,133 @@
+"""Batching policies of the server scenario (a registry; options per policy from TOML `[policy.<name>]`).
+
+A policy sees the queue (requests waiting, in arrival order) when the server is free and returns the requests of the
+next batch, or None with the time it wants to be asked again (a queue delay that has not run out). Every policy
+here is work-conserving except `fixed`, which may hold a partial batch for up to its maximum queue delay.
+
+- none: one request per forward call.
+- fixed: Triton-style: dispatch max_batch requests as soon as there are that many, else whatever is queued once the
+  oldest has waited max_delay_ms. Length-blind.
+- token-budget: text-embeddings-inference style: FIFO up to a token budget that counts padding when the backend
+  pads (rows x the longest row). Length-blind, but bounded in memory.
+- length-bucketed (ours): one queue per length bucket; the bucket of the oldest request is served, up to the token
+  budget, so a batch's rows have similar lengths (little padding). Bucket edges come from the offline planner's cost
+  model over the run's own length distribution.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass
+class Request:
+    id: int
+    arrival: float      # seconds from the start of the run (scheduled, open loop)
+    length: int         # tokens, special tokens included
+    seq: int            # index into the workload's sequence pool
+
+
+class Policy:
+    name: ClassVar[str]
+
+    def __init__(self, budget: int, pads: bool = True, **options: Any):
+        self.budget, self.pads = budget, pads
+
+    def select(self, queue: Sequence[Request], now: float) -> tuple[list[Request] | None, float | None]:
+        raise NotImplementedError
+
+    def tokens(self, batch: Sequence[Request]) -> int:
+        """Tokens the batch costs: rows x longest when the backend pads, else the sum of lengths."""
+        if not batch:
+            return 0
+        lengths = [r.length for r in batch]
+        return len(batch) * max(lengths) if self.pads else sum(lengths)
+
+    def _fill(self, candidates: Sequence[Request], limit: int | None = None) -> list[Request]:
+        """Take candidates in order while the batch stays within the token budget (always at least one)."""
+        batch: list[Request] = []
+        for request in candidates:
+            if batch and (self.tokens(batch + [request]) > self.budget or (limit and len(batch) >= limit)):
+                break
+            batch.append(request)
+        return batch
+
+
+class NoBatching(Policy):
+    name = "none"
+
+    def select(self, queue, now):
+        return ([queue[0]], None) if queue else (None, None)
+
+
+class FixedPolicy(Policy):
+    name = "fixed"
+
+    def __init__(self, budget: int, pads: bool = True, max_batch: int = 8, max_delay_ms: float = 50.0, **options):
+        super().__init__(budget, pads)
+        if max_batch < 1 or max_delay_ms < 0:
+            raise InputError("fixed policy needs max_batch >= 1 and max_delay_ms >= 0", field="policy.fixed")
+        self.max_batch, self.max_delay_s = int(max_batch), max_delay_ms / 1000.0
+
+    def select(self, queue, now):
+        if not queue:
+            return None, None
+        due = queue[0].arrival + self.max_delay_s
+        if len(queue) >= self.max_batch or now >= due:
+            return list(queue[: self.max_batch]), None
+        return None, due
+
+
+class TokenBudgetPolicy(Policy):
+    name = "token-budget"
+
+    def select(self, queue, now):
+        return (self._fill(queue), None) if queue else (None, None)
+
+
+class LengthBucketedPolicy(Policy):
+    name = "length-bucketed"
+
+    def __init__(self, budget: int, pads: bool = True, edges: Sequence[int] = (), **options):
+        super().__init__(budget, pads)
+        self.edges = np.array(sorted(set(int(e) for e in edges)) or [budget], dtype=np.int64)
+
+    def bucket(self, length: int) -> int:
+        return int(np.searchsorted(self.edges, length))
+
+    def select(self, queue, now):
+        if not queue:
+            return None, None
+        chosen = self.bucket(queue[0].length)        # the bucket of the oldest request: no bucket starves
+        same = [r for r in queue if self.bucket(r.length) == chosen]
+        return self._fill(same), None
+
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (NoBatching, FixedPolicy, TokenBudgetPolicy,
+                                                         LengthBucketedPolicy)}
+
+
+def make_policy(name: str, budget: int, pads: bool, options: dict[str, Any] | None = None) -> Policy:
+    if name not in POLICIES:
+        close = difflib.get_close_matches(name, list(POLICIES), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InputError(f"unknown policy '{name}'{hint}; known: {', '.join(POLICIES)}", field="policy")
+    try:
+        return POLICIES[name](budget, pads, **(options or {}))
+    except TypeError as exc:
+        raise InputError(f"bad options for policy '{name}': {exc}", field=f"policy.{name}") from None
+
+
+def bucket_edges(lengths: np.ndarray, cost, budget: int, max_length: int) -> list[int]:
+    """Bucket edges from the offline planner: the padded lengths of the cost-optimal partition of the workload's
+    own lengths (where the planner found it worth cutting a batch is where a bucket should end)."""
+    from ..batching import plan_dynamic
+    batches, _ = plan_dynamic(np.asarray(lengths), cost, max_tokens=budget, pad_multiple=1, max_length=max_length)
+    return sorted({b.padded_len for b in batches} | {max_length})
