@@ -181,3 +181,8 @@ def test_server_run_rows(tmp_path, monkeypatch):
         assert set(r["latency_ms_p99_by_lang"]) == {"en", "th"}
         assert len(r["requests"]) == r["n_requests"] and r["scenario"] == "server"
     assert doc["run"]["server"]["fake/fp32"]["bucket_edges"]
+    from xlt_bench.report import render_run
+    written = render_run(tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Max sustainable QPS per policy" in report and "| length-bucketed |" in report
+    assert any(p.name == "server_latency_vs_load.png" for p in written)

@@ -11,6 +11,9 @@ COLUMNS = ("task", "backend", "dtype", "batching", "ALL tok/s", "speedup", "wast
 
 
 def console_summary(doc: dict[str, Any]) -> str:
+    from .server_report import is_server_run, server_console
+    if is_server_run(doc):
+        return server_console(doc)
     df = tables.rows_frame(doc)
     if df.empty:
         return "no result rows"

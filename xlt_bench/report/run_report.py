@@ -70,8 +70,13 @@ def layout(doc: dict[str, Any], ctx: dict[str, Any], charts: dict, skipped: dict
 
 
 def build_run_report(doc: dict[str, Any]) -> RenderedReport:
+    from .server_report import is_server_run, server_blocks
+    title = f"xlt-bench report — {doc.get('run', {}).get('id', 'run')}"
+    if is_server_run(doc):
+        blocks, charts = server_blocks(doc)
+        blocks = [*sections.run_header(doc), *blocks]
+        return RenderedReport(render_markdown(blocks), render_html(blocks, charts, title), charts, {})
     ctx = build_context(doc)
     charts, skipped = plots.draw_all(ctx)
     blocks = layout(doc, ctx, charts, skipped)
-    title = f"xlt-bench report — {doc.get('run', {}).get('id', 'run')}"
     return RenderedReport(render_markdown(blocks), render_html(blocks, charts, title), charts, skipped)
