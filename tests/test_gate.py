@@ -66,7 +66,7 @@ def test_speedup_regression_fails_and_names_the_metric(baseline):
     result = compare_runs(baseline, current, [Check("speedup", 0.20, higher_is_better=True)])
     assert result.exit_code == 1
     row = result.rows[0]
-    assert row["key"] == "xnli/ALL/eager/fp32/dynamic/static"
+    assert row["key"] == "offline/xnli/ALL/eager/fp32/dynamic/static"
     assert (row["baseline"], row["current"]) == (3.0, 2.0)
     assert row["change"] == pytest.approx(-1 / 3)
     assert row["status"] == "regression"
@@ -87,11 +87,11 @@ def test_padding_waste_is_lower_is_better_with_absolute_tolerance(baseline):
     current = make_doc([make_row("static", 1000.0, 0.55, 0.10), make_row("dynamic", 3000.0, 0.08, 0.25)])
     result = compare_runs(baseline, current, [parse_check("padding_waste:0.02")])
     by_key = {r["key"]: r for r in result.rows}
-    assert by_key["xnli/ALL/eager/fp32/dynamic"]["status"] == "regression"
-    assert by_key["xnli/ALL/eager/fp32/dynamic"]["change"] == pytest.approx(0.03)
-    assert by_key["xnli/ALL/eager/fp32/static"]["status"] == "ok"
-    assert by_key["xnli/ALL/eager/fp32/static"]["change"] == pytest.approx(-0.05)
-    assert result.regressions[0].startswith("padding_waste regressed for xnli/ALL/eager/fp32/dynamic")
+    assert by_key["offline/xnli/ALL/eager/fp32/dynamic"]["status"] == "regression"
+    assert by_key["offline/xnli/ALL/eager/fp32/dynamic"]["change"] == pytest.approx(0.03)
+    assert by_key["offline/xnli/ALL/eager/fp32/static"]["status"] == "ok"
+    assert by_key["offline/xnli/ALL/eager/fp32/static"]["change"] == pytest.approx(-0.05)
+    assert result.regressions[0].startswith("padding_waste regressed for offline/xnli/ALL/eager/fp32/dynamic")
 
 
 def test_mfu_is_higher_is_better(baseline):
@@ -99,8 +99,8 @@ def test_mfu_is_higher_is_better(baseline):
     current = make_doc([make_row("static", 1000.0, 0.60, 0.05), make_row("dynamic", 3000.0, 0.05, 0.50)])
     result = compare_runs(baseline, current, [Check("mfu", 0.35, higher_is_better=True)])
     st = statuses(result)
-    assert st[("xnli/ALL/eager/fp32/static", "mfu")] == "regression"
-    assert st[("xnli/ALL/eager/fp32/dynamic", "mfu")] == "ok"
+    assert st[("offline/xnli/ALL/eager/fp32/static", "mfu")] == "regression"
+    assert st[("offline/xnli/ALL/eager/fp32/dynamic", "mfu")] == "ok"
     assert "mfu" in result.summary()
 
 
@@ -117,23 +117,24 @@ def test_missing_rows_count_as_failure(baseline):
     current = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("static-longest", 1800.0, 0.30, 0.18)])
     result = compare_runs(baseline, current, DEFAULT_CHECKS)
     st = statuses(result)
-    assert st[("xnli/ALL/eager/fp32/dynamic/static", "speedup")] == "missing"
-    assert st[("xnli/ALL/eager/fp32/dynamic", "padding_waste")] == "missing"
-    assert st[("xnli/ALL/eager/fp32/dynamic", "mfu")] == "missing"
+    assert st[("offline/xnli/ALL/eager/fp32/dynamic/static", "speedup")] == "missing"
+    assert st[("offline/xnli/ALL/eager/fp32/dynamic", "padding_waste")] == "missing"
+    assert st[("offline/xnli/ALL/eager/fp32/dynamic", "mfu")] == "missing"
     assert len(result.missing) == 3 and result.regressions == []
     assert result.exit_code == 1
-    assert "speedup missing for xnli/ALL/eager/fp32/dynamic/static" in result.table()
+    assert "speedup missing for offline/xnli/ALL/eager/fp32/dynamic/static" in result.table()
     # The new strategy is not in the baseline: reported, not gated.
     assert any("not in the baseline" in w for w in result.warnings)
 
 
 def test_null_metric_in_current_is_missing_but_null_in_baseline_is_not_gated(baseline):
     current = make_doc([make_row("static", 1000.0, 0.60, None), make_row("dynamic", 3000.0, 0.05, 0.25)])
-    assert statuses(compare_runs(baseline, current, DEFAULT_CHECKS))[("xnli/ALL/eager/fp32/static", "mfu")] \
+    assert statuses(compare_runs(baseline, current, DEFAULT_CHECKS))[("offline/xnli/ALL/eager/fp32/static", "mfu")] \
         == "missing"
     no_mfu = make_doc([make_row("static", 1000.0, 0.60, None), make_row("dynamic", 3000.0, 0.05, None)])
-    result = compare_runs(no_mfu, baseline, [KNOWN_METRICS["mfu"]])
-    assert result.rows == [] and result.exit_code == 0
+    # A baseline without the metric anywhere gates nothing: that is an error, never "gate passed: 0 checks ok".
+    with pytest.raises(InputError, match="nothing to gate"):
+        compare_runs(no_mfu, baseline, [KNOWN_METRICS["mfu"]])
 
 
 def test_aggregate_only_checks_skip_per_language_rows():
@@ -143,13 +144,13 @@ def test_aggregate_only_checks_skip_per_language_rows():
     cur = copy.deepcopy(base)
     cur["rows"][1]["throughput_tok_s"] = 100.0
     aggregate = compare_runs(base, cur, [Check("speedup", 0.3, True, aggregate_only=True)])
-    assert [r["key"] for r in aggregate.rows] == ["xnli/ALL/eager/fp32/dynamic/static"]
+    assert [r["key"] for r in aggregate.rows] == ["offline/xnli/ALL/eager/fp32/dynamic/static"]
     assert aggregate.exit_code == 0
     per_lang = compare_runs(base, cur, [parse_check("speedup:0.3:per-lang")])
-    assert statuses(per_lang)[("xnli/th/eager/fp32/dynamic/static", "speedup")] == "regression"
+    assert statuses(per_lang)[("offline/xnli/th/eager/fp32/dynamic/static", "speedup")] == "regression"
     assert per_lang.rows[1]["change"] == pytest.approx(-0.75)
     # The defaults: timing metrics on the aggregate only, the deterministic padding waste on every language.
-    gated = {(r["metric"], r["key"].split("/")[1]) for r in compare_runs(base, cur).rows}
+    gated = {(r["metric"], r["key"].split("/")[2]) for r in compare_runs(base, cur).rows}
     assert gated == {("speedup", "ALL"), ("mfu", "ALL"), ("padding_waste", "ALL"), ("padding_waste", "th")}
 
 
@@ -160,15 +161,15 @@ def test_speedup_is_per_language_and_backend():
             make_row("dynamic", 500.0, 0.1, None, lang="en", backend="onnxruntime"),
             make_row("dynamic", 999.0, 0.1, None, lang="de")]  # no static partner: no speedup
     assert speedups(rows) == {
-        ("xnli", "th", "eager", "fp32", "dynamic/static"): 4.0,
-        ("xnli", "en", "onnxruntime", "fp32", "static-longest/static"): 1.5,
-        ("xnli", "en", "onnxruntime", "fp32", "dynamic/static"): 2.5,
+        ("offline", "xnli", "th", "eager", "fp32", "dynamic/static"): 4.0,
+        ("offline", "xnli", "en", "onnxruntime", "fp32", "static-longest/static"): 1.5,
+        ("offline", "xnli", "en", "onnxruntime", "fp32", "dynamic/static"): 2.5,
     }
 
 
 def test_speedup_falls_back_to_static_longest_reference():
     rows = [make_row("static-longest", 200.0, 0.3, None), make_row("dynamic", 300.0, 0.1, None)]
-    assert speedups(rows) == {("xnli", "ALL", "eager", "fp32", "dynamic/static-longest"): 1.5}
+    assert speedups(rows) == {("offline", "xnli", "ALL", "eager", "fp32", "dynamic/static-longest"): 1.5}
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -257,16 +258,75 @@ def test_best_of_several_current_runs(baseline):
     burst = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 1500.0, 0.05, 0.125)])
     rerun = make_doc([make_row("static", 900.0, 0.60, 0.09), make_row("dynamic", 2610.0, 0.05, 0.24)])
     assert compare_runs(baseline, burst).exit_code == 1
-    result = compare_runs(baseline, [burst, rerun])
+    # Ratios of two passes take the median over reruns (load can inflate them as easily as deflate them): with
+    # one burst and two clean reruns the median is the clean 2.9; single timings take the best.
+    result = compare_runs(baseline, [burst, rerun, copy.deepcopy(rerun)])
     assert result.exit_code == 0
     values = {(r["key"], r["metric"]): r["current"] for r in result.rows}
-    assert values[("xnli/ALL/eager/fp32/dynamic/static", "speedup")] == pytest.approx(2.9)
-    assert values[("xnli/ALL/eager/fp32/dynamic", "mfu")] == 0.24
-    assert values[("xnli/ALL/eager/fp32/static", "mfu")] == 0.10
-    assert any("best of 2 runs" in w for w in result.warnings)
+    assert values[("offline/xnli/ALL/eager/fp32/dynamic/static", "speedup")] == pytest.approx(2.9)
+    assert values[("offline/xnli/ALL/eager/fp32/dynamic", "mfu")] == 0.24
+    assert values[("offline/xnli/ALL/eager/fp32/static", "mfu")] == 0.10
+    assert any("over 3 runs" in w for w in result.warnings)
+    # A speedup inflated by load during one run's static pass is not taken: median of 2.9, 2.9 and 9.0 is 2.9.
+    inflated = make_doc([make_row("static", 300.0, 0.60, 0.03), make_row("dynamic", 2700.0, 0.05, 0.24)])
+    values = {(r["key"], r["metric"]): r["current"] for r in compare_runs(baseline, [rerun, rerun, inflated]).rows}
+    assert values[("offline/xnli/ALL/eager/fp32/dynamic/static", "speedup")] == pytest.approx(2.9)
     # A real regression shows in both runs and still fails: lower-is-better takes the minimum.
     worse = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 3000.0, 0.30, 0.25)])
     worse2 = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 3000.0, 0.28, 0.25)])
     failed = compare_runs(baseline, [worse, worse2])
     assert [(r["metric"], r["current"]) for r in failed.rows if r["status"] == "regression"] == \
         [("padding_waste", 0.28)]
+
+
+def test_relative_higher_is_better_allowance_of_100_percent_is_refused():
+    for text in ("mfu:100%", "speedup:1.5", "throughput_tok_s:1"):
+        with pytest.raises(InputError, match="can never fail"):
+            parse_check(text)
+    # Lower-is-better relative allowances above 100% stay meaningful (latency may double).
+    assert parse_check("latency_ms_p50:150%").threshold == 1.5
+
+
+def test_nan_current_value_fails(baseline):
+    current = copy.deepcopy(baseline)
+    for row in current["rows"]:
+        row["mfu"] = float("nan")
+    result = compare_runs(baseline, current, [KNOWN_METRICS["mfu"]])
+    assert result.exit_code == 1 and all(r["status"] == "regression" for r in result.rows)
+
+
+def test_zero_baseline_cannot_anchor_a_relative_check(baseline):
+    zero = copy.deepcopy(baseline)
+    for row in zero["rows"]:
+        row["mfu"] = 0.0
+    result = compare_runs(zero, baseline, [KNOWN_METRICS["mfu"]])
+    assert result.exit_code == 1 and "cannot anchor" in result.failures[0]
+
+
+def test_shape_is_compared_in_order_and_seed_is_workload(baseline):
+    a, b = copy.deepcopy(baseline), copy.deepcopy(baseline)
+    a["run"]["config"]["shape"], b["run"]["config"]["shape"] = [8, 64], [64, 8]
+    with pytest.raises(InputError, match="shape"):
+        check_compatible(a, b)
+    a, b = copy.deepcopy(baseline), copy.deepcopy(baseline)
+    a["run"]["config"]["seed"], b["run"]["config"]["seed"] = 0, 1
+    with pytest.raises(InputError, match="seed"):
+        check_compatible(a, b)
+
+
+def test_library_versions_and_cost_model_differences_are_warned(baseline):
+    a, b = copy.deepcopy(baseline), copy.deepcopy(baseline)
+    a["run"].setdefault("env", {})["libraries"] = {"torch": "2.13.0"}
+    b["run"].setdefault("env", {})["libraries"] = {"torch": "2.14.1"}
+    b["run"]["config"]["cost_model"] = not a["run"]["config"].get("cost_model", True)
+    warnings = check_compatible(a, b)
+    assert any("torch" in w and "2.14.1" in w for w in warnings)
+    assert any(w.startswith("cost_model differs") for w in warnings)
+
+
+def test_scenario_is_part_of_the_key():
+    offline = make_row("dynamic", 3000.0, 0.05, 0.25)
+    train = {**offline, "scenario": "train"}
+    from xlt_bench.schema import row_key
+    assert row_key(offline)[0] == "offline" and row_key(train)[0] == "train"
+    assert row_key({**offline, "scenario": "server", "offered_qps": 8.0})[-1] == "8qps"

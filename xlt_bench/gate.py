@@ -13,13 +13,19 @@ rows silently disappear would let the very regression it exists for through.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError
-from .schema import ALL_LANGS, ROW_KEY
+import numpy as np
 
+from .errors import InputError
+from .metric_defs import METRICS
+from .schema import ALL_LANGS, ROW_KEY, row_key
+
+# Ratios of two timed passes: reruns are combined by their median, not their best.
+RATIO_METRICS = ("speedup",)
 # The batching every other strategy's speedup is measured against, in order of preference.
 SPEEDUP_REFERENCES = ("static", "static-longest")
 
@@ -40,6 +46,10 @@ class Check:
     def __post_init__(self) -> None:
         if not 0 <= self.threshold < float("inf"):  # also rejects NaN
             raise InputError(f"threshold {self.threshold} must be a finite non-negative number", field="check")
+        if self.relative and self.higher_is_better and self.threshold >= 1:
+            # A higher-is-better value can lose at most 100% of itself: such a check could never fail.
+            raise InputError(f"{self.metric}: a relative allowance of {self.threshold:.0%} can never fail "
+                             "(a value cannot drop by 100% or more); use a fraction below 1", field="check")
 
     def describe(self) -> str:
         sign = "-" if self.higher_is_better else "+"
@@ -47,21 +57,26 @@ class Check:
         return f"{sign}{amount}" + ("" if self.relative else " abs")
 
     def applies_to(self, key: tuple[str, ...]) -> bool:
-        return not self.aggregate_only or key[1] == ALL_LANGS
+        return not self.aggregate_only or key[ROW_KEY.index("lang")] == ALL_LANGS
 
 
-# Direction and kind of every metric the gate understands; the numbers are the default allowances. They were chosen
+def _check(metric: str, threshold: float, **kind: Any) -> Check:
+    """A check whose direction comes from the metric's declaration (metric_defs), never restated here."""
+    return Check(metric, threshold, higher_is_better=METRICS[metric].higher_is_better, **kind)
+
+
+# Kind of every metric the gate understands; the numbers are the default allowances. They were chosen
 # from repeated runs of benchmarks/ci.toml on a shared 2-core machine, quiet and under competing load, with about
 # twice the worst run-to-run worsening seen in quiet runs (README "Use in CI"; re-measure with benchmarks/spread.py).
 KNOWN_METRICS: dict[str, Check] = {
-    "speedup": Check("speedup", 0.30, higher_is_better=True, aggregate_only=True),
-    "mfu": Check("mfu", 0.40, higher_is_better=True, aggregate_only=True),
-    "padding_waste": Check("padding_waste", 0.02, higher_is_better=False, relative=False),
-    "throughput_tok_s": Check("throughput_tok_s", 0.50, higher_is_better=True, aggregate_only=True),
-    "throughput_seq_s": Check("throughput_seq_s", 0.50, higher_is_better=True, aggregate_only=True),
-    "latency_ms_p50": Check("latency_ms_p50", 1.00, higher_is_better=False, aggregate_only=True),
-    "latency_ms_p90": Check("latency_ms_p90", 1.00, higher_is_better=False, aggregate_only=True),
-    "j_per_1k_tokens": Check("j_per_1k_tokens", 0.50, higher_is_better=False, aggregate_only=True),
+    "speedup": _check("speedup", 0.30, aggregate_only=True),
+    "mfu": _check("mfu", 0.40, aggregate_only=True),
+    "padding_waste": _check("padding_waste", 0.02, relative=False),
+    "throughput_tok_s": _check("throughput_tok_s", 0.50, aggregate_only=True),
+    "throughput_seq_s": _check("throughput_seq_s", 0.50, aggregate_only=True),
+    "latency_ms_p50": _check("latency_ms_p50", 1.00, aggregate_only=True),
+    "latency_ms_p90": _check("latency_ms_p90", 1.00, aggregate_only=True),
+    "j_per_1k_tokens": _check("j_per_1k_tokens", 0.50, aggregate_only=True),
 }
 DEFAULT_CHECKS: tuple[Check, ...] = tuple(KNOWN_METRICS[m] for m in ("speedup", "padding_waste", "mfu"))
 
@@ -98,9 +113,11 @@ def parse_check(text: str) -> Check:
 
 # Settings that change the workload itself: comparing runs that differ here compares different experiments.
 WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "batch_size", "max_length",
-                     "max_tokens", "pad_multiple", "device", "dtype", "shape")
+                     "max_tokens", "pad_multiple", "device", "dtype", "shape", "seed", "scenario", "attn")
 # Settings that change timing but not the workload: compared with a warning.
-TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "inject_delay_ms")
+TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "cost_model_file", "inject_delay_ms")
+# Settings whose list order matters (not sorted before comparing).
+ORDERED_SETTINGS = ("shape",)
 # Machine facts in run.env (first key found wins; env layouts may name them differently).
 MACHINE_FACTS = {"CPU": ("cpu_model", "cpu"), "threads": ("threads", "torch_threads"),
                  "cores": ("cores_available", "cores_logical", "cores"), "GPU": ("gpu_name", "gpu")}
@@ -114,7 +131,7 @@ def check_compatible(baseline: dict[str, Any], current: dict[str, Any]) -> list[
                          f"current {current.get('schema_version')}", field="schema_version")
     base_cfg, cur_cfg = _config(baseline), _config(current)
     for name in WORKLOAD_SETTINGS:
-        b, c = _comparable(base_cfg.get(name)), _comparable(cur_cfg.get(name))
+        b, c = _comparable(base_cfg.get(name), name), _comparable(cur_cfg.get(name), name)
         if b != c:
             raise InputError(f"runs are not comparable: {name} differs (baseline {_show(b)}, current {_show(c)}); "
                              "make a new baseline with the current settings", field=f"run.config.{name}")
@@ -126,6 +143,11 @@ def check_compatible(baseline: dict[str, Any], current: dict[str, Any]) -> list[
         b, c = _first(base_env, keys), _first(cur_env, keys)
         if b != c:
             warnings.append(f"machines differ: {label} baseline {_show(b)}, current {_show(c)}")
+    base_libs, cur_libs = base_env.get("libraries") or {}, cur_env.get("libraries") or {}
+    for lib in sorted(set(base_libs) | set(cur_libs)):
+        if base_libs.get(lib) != cur_libs.get(lib):
+            warnings.append(f"library versions differ: {lib} baseline {_show(base_libs.get(lib))}, "
+                            f"current {_show(cur_libs.get(lib))}")
     return warnings
 
 
@@ -133,8 +155,11 @@ def _config(doc: dict[str, Any]) -> dict[str, Any]:
     return (doc.get("run") or {}).get("config") or {}
 
 
-def _comparable(value: Any) -> Any:
-    # Lists are order-insensitive settings (tasks, langs, dtypes); TOML/JSON turn tuples into lists.
+def _comparable(value: Any, name: str = "") -> Any:
+    # Lists are order-insensitive settings (tasks, langs, dtypes) except a few (shape = B,L); TOML/JSON turn tuples
+    # into lists.
+    if isinstance(value, (list, tuple)) and name in ORDERED_SETTINGS:
+        return tuple(str(v) for v in value)
     if isinstance(value, (list, tuple)):
         return tuple(sorted(str(v) for v in value))
     return value
@@ -220,26 +245,34 @@ def compare_runs(baseline: dict[str, Any], current: dict[str, Any] | Sequence[di
         if new:
             result.warnings.append(f"{check.metric}: {len(new)} key(s) not in the baseline, not gated "
                                    f"(e.g. {'/'.join(new[0])})")
+    if not result.rows:
+        raise InputError("nothing to gate: no baseline row has a value for the checked metrics "
+                         f"({', '.join(c.metric for c in checks)})", field="baseline")
     if len(currents) > 1:
-        result.warnings.append(f"current values are the best of {len(currents)} runs per metric")
+        result.warnings.append(f"current values over {len(currents)} runs: the best per metric, the median for "
+                               "ratios of two passes (speedup)")
     return result
 
 
 def best_values(tables: Sequence[dict[tuple[str, ...], float]], check: Check) -> dict[tuple[str, ...], float]:
-    """Per key, the best value over several runs (a key missing from a run is ignored there)."""
-    pick = max if check.higher_is_better else min
-    out: dict[tuple[str, ...], float] = {}
+    """Per key, the best value over several runs (a key missing from a run is ignored there). Load only ever makes
+    a run slower, so the best is the fairest figure for one timing; a ratio of two timings (speedup) is inflated
+    as easily as deflated by load during one of them, so it takes the median instead."""
+    values: dict[tuple[str, ...], list[float]] = {}
     for table in tables:
         for key, value in table.items():
-            out[key] = pick(out[key], value) if key in out else value
-    return out
+            values.setdefault(key, []).append(value)
+    if check.metric in RATIO_METRICS:
+        return {key: float(np.median(v)) for key, v in values.items()}
+    pick = max if check.higher_is_better else min
+    return {key: pick(v) for key, v in values.items()}
 
 
 def metric_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[tuple[str, ...], float]]:
     """{metric: {row key: value}} for every row metric that has a number, plus the derived speedup."""
     table: dict[str, dict[tuple[str, ...], float]] = {}
     for row in rows:
-        key = tuple(str(row[k]) for k in ROW_KEY)
+        key = row_key(row)
         for metric in KNOWN_METRICS:
             value = row.get(metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -255,7 +288,8 @@ def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
     for row in rows:
         tput = row.get("throughput_tok_s")
         if isinstance(tput, (int, float)) and tput > 0:
-            group = (str(row["task"]), str(row["lang"]), str(row["backend"]), str(row["dtype"]))
+            key = row_key(row)
+            group = key[:-1] if key[-1] == str(row["batching"]) else key  # every key part but the batching
             groups.setdefault(group, {})[str(row["batching"])] = float(tput)
     out: dict[tuple[str, ...], float] = {}
     for group, by_batching in groups.items():
@@ -272,6 +306,15 @@ def _judge(check: Check, key: tuple[str, ...], base: float, cur: float | None) -
     name = "/".join(key)
     row = {"key": name, "metric": check.metric, "baseline": base, "current": cur, "change": None,
            "threshold": check.describe(), "relative": check.relative, "status": "ok", "message": ""}
+    if not math.isfinite(base) or (check.relative and base == 0):
+        row["status"] = "missing"
+        row["message"] = (f"{check.metric} for {name}: the baseline value {_fmt(base)} cannot anchor a "
+                          f"{'relative ' if check.relative else ''}check; remake the baseline")
+        return row
+    if cur is not None and not math.isfinite(cur):
+        row["status"] = "regression"
+        row["message"] = f"{check.metric} for {name} is {cur} (not a finite number) in the current run"
+        return row
     if cur is None:
         row["status"] = "missing"
         row["message"] = (f"{check.metric} missing for {name}: the baseline has {_fmt(base)}, the current run has "

@@ -21,8 +21,15 @@ ROW_FIELDS = (
     "flops_useful", "flops_executed", "mfu", "accuracy", "agreement",
 )
 
-# A row is identified by these; the gate and compare match rows on them.
-ROW_KEY = ("task", "lang", "backend", "dtype", "batching")
+# A row is identified by these; the gate and compare match rows on them. Rows written before scenarios existed
+# lack "scenario" (they are offline); server rows add the offered load after the batching (policy).
+ROW_KEY = ("scenario", "task", "lang", "backend", "dtype", "batching")
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, ...]:
+    key = tuple(str(row.get(k) if row.get(k) is not None else ("offline" if k == "scenario" else None))
+                for k in ROW_KEY)
+    return key + (f"{row['offered_qps']:g}qps",) if row.get("offered_qps") is not None else key
 
 ALL_LANGS = "ALL"
 

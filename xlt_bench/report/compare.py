@@ -62,6 +62,9 @@ def run_labels(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> tuple[str, str]:
 def match_rows(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(matched rows with _a/_b columns and ratios, rows only one run has with the side that has them)."""
     df_a, df_b = tables.rows_frame(doc_a), tables.rows_frame(doc_b)
+    for frame in (df_a, df_b):   # documents from before scenarios existed hold offline rows
+        if len(frame):
+            frame["scenario"] = frame["scenario"].fillna("offline") if "scenario" in frame else "offline"
     keys = list(ROW_KEY)
     a = df_a[keys + list(VALUES)] if len(df_a) else pd.DataFrame(columns=keys + list(VALUES))
     b = df_b[keys + list(VALUES)] if len(df_b) else pd.DataFrame(columns=keys + list(VALUES))
