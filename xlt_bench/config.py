@@ -6,12 +6,16 @@ Option names are the DESIGN §2 contract. List options accept a comma-separated 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+
+log = logging.getLogger("xlt_bench")
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,7 +84,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for name in ("tasks", "langs", "backends", "batching", "dtype", "policy"):
-            object.__setattr__(self, name, _as_tuple(getattr(self, name)))
+            values = _as_tuple(getattr(self, name))
+            unique = tuple(dict.fromkeys(values))
+            if len(unique) < len(values):
+                # Duplicates would measure a configuration twice and double-count it in the ALL rows.
+                log.warning("%s lists a value more than once (%s); each is run once", name, ",".join(values))
+            object.__setattr__(self, name, unique)
         if isinstance(self.shape, str):
             object.__setattr__(self, "shape", _parse_shape(self.shape, self.source))
         elif self.shape is not None:
@@ -116,8 +125,14 @@ class RunConfig:
             self._fail("limit", "must be a positive integer")
         if self.threads is not None and self.threads < 1:
             self._fail("threads", "must be a positive integer")
-        if self.min_seconds < 0 or self.inject_delay_ms < 0:
-            self._fail("min_seconds", "timing options must not be negative")
+        if self.threads is not None and self.threads > (os.cpu_count() or 1):
+            log.warning("--threads %d is more than this machine's %d cores: threads will share cores and timings "
+                        "will suffer", self.threads, os.cpu_count() or 1)
+        if self.seed < 0:
+            self._fail("seed", "must be a non-negative integer")
+        for name in ("min_seconds", "inject_delay_ms"):
+            if getattr(self, name) < 0:
+                self._fail(name, "must not be negative")
         if not self.tasks:
             self._fail("tasks", "at least one task is required")
         if not (self.data in ("synthetic", "hf") or self.data.startswith("local:")):
@@ -164,29 +179,104 @@ def _parse_shape(text: str, source: str) -> tuple[int, int]:
 
 
 FIELD_NAMES = {f.name for f in fields(RunConfig)} - {"source"}
+_FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+
+
+# Top-level TOML tables a config may hold: [run] (the options) and [policy.<name>] (server policy options).
+TOML_SECTIONS = ("run", "policy")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a [run] table (or top-level keys) from TOML; option names may use '-' or '_'."""
+    """Read the [run] table (or top-level keys) from TOML; option names may use '-' or '_'. Every value is checked
+    against the option's type here, where the key's line is known, so a wrong type names file, line and key."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+        doc = tomllib.loads(text)
     except FileNotFoundError:
         raise InputError("config file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a TOML file", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start})", file=str(path), line=line) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", file=str(path)) from None
     # [policy.<name>] tables hold the server policies' options; `policy = [...]` inside [run] names the policies.
     policy_options = doc.pop("policy") if isinstance(doc.get("policy"), dict) else None
-    table = doc.get("run", doc)
+    if "run" in doc:
+        extra = [k for k in doc if k not in TOML_SECTIONS]
+        if extra:
+            kind = "section" if isinstance(doc[extra[0]], dict) else "key outside [run]"
+            raise InputError(f"unknown {kind}; a config holds [run] and [policy.<name>] tables",
+                             file=str(path), line=_line_of(text, extra[0]), field=extra[0])
+        table = doc["run"]
+    else:
+        table = doc
     values: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
+        line = _line_of(text, key)
         if name not in FIELD_NAMES:
-            raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=str(path), field=key)
+            raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=str(path), line=line,
+                             field=key)
+        problem = type_problem(name, value)
+        if problem:
+            raise InputError(problem, file=str(path), line=line, field=key)
         values[name] = value
     if isinstance(policy_options, dict):
         values["policy_options"] = policy_options
     return values
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """1-based line where `key = ...` or `[key...]` starts (tomllib reports no positions for values)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith((f"{key} ", f"{key}=", f'"{key}"', f"[{key}]", f"[{key}.")):
+            return number
+    return None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+
+# What a TOML value of each option's annotation may be (the dataclass then validates ranges and names).
+_TYPE_CHECKS: dict[str, tuple[Any, str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "str | None": (lambda v: isinstance(v, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "int | None": (_is_int, "an integer"),
+    "float": (_is_number, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "tuple[str, ...]": (_is_str_list, "a list of strings (or one comma-separated string)"),
+    "int | None | str": (lambda v: _is_int(v) or v == "auto", "'auto' or an integer"),
+    "int | str": (lambda v: _is_int(v) or v == "auto", "'auto' or an integer"),
+    "tuple[int, int] | None": (lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) == 2
+                                                                and all(_is_int(x) for x in v)),
+                               "[B, L] or 'B,L'"),
+    "tuple[float, ...] | str": (lambda v: isinstance(v, str) or _is_number(v) or (
+        isinstance(v, list) and all(_is_number(x) for x in v)), "'auto' or a list of numbers"),
+    "dict": (lambda v: isinstance(v, dict), "a table"),
+}
+
+
+def type_problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot fill option `name` (by the RunConfig annotation), or None."""
+    annotation = str(_FIELD_TYPES[name])
+    check, expected = _TYPE_CHECKS.get(annotation, (lambda v: True, ""))
+    if check(value):
+        return None
+    return f"expected {expected}, got {type(value).__name__} {value!r}"
 
 
 def build_config(toml_path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -1,0 +1,75 @@
+"""Config from TOML and the CLI: every wrong value a clear InputError naming file, line and key (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+
+from xlt_bench.cli import main
+from xlt_bench.config import RunConfig, build_config, load_toml
+from xlt_bench.errors import InputError
+
+
+def _toml(tmp_path, text: str, name: str = "c.toml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("line,key", [
+    ('batch_size = "eight"', "batch_size"), ("batch_size = 8.7", "batch_size"), ("tasks = 5", "tasks"),
+    ('cost_model = "no"', "cost_model"), ("batch_size = true", "batch_size"), ("max_tokens = 1.5", "max_tokens"),
+    ('shape = [8]', "shape"), ("min_seconds = \"x\"", "min_seconds"),
+])
+def test_wrong_types_name_file_line_and_key(tmp_path, line, key):
+    path = _toml(tmp_path, f"# config\n[run]\nmodel = \"tiny-xlmr\"\n{line}\n")
+    with pytest.raises(InputError) as err:
+        load_toml(path)
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), 4, key)
+    assert "expected" in err.value.reason
+
+
+def test_right_types_pass(tmp_path):
+    path = _toml(tmp_path, '[run]\nbatch_size = 8\ntasks = ["xnli"]\nlangs = "en,de"\nmax_tokens = "auto"\n'
+                           'shape = [8, 64]\nmin_seconds = 1\ncost_model = false\nqps = [2, 4.5]\n')
+    cfg = build_config(str(path))
+    assert cfg.batch_size == 8 and cfg.langs == ("en", "de") and cfg.shape == (8, 64) and cfg.qps == (2.0, 4.5)
+
+
+def test_keys_beside_run_and_unknown_sections_are_refused(tmp_path):
+    with pytest.raises(InputError) as err:
+        load_toml(_toml(tmp_path, 'model = "x"\n[run]\nbatch_size = 8\n'))
+    assert err.value.line == 1 and err.value.field == "model"
+    with pytest.raises(InputError) as err:
+        load_toml(_toml(tmp_path, '[run]\nbatch_size = 8\n[extra]\nx = 1\n'))
+    assert err.value.line == 3 and err.value.field == "extra"
+    # [policy.<name>] tables are known: the server policies' options.
+    values = load_toml(_toml(tmp_path, '[run]\nscenario = "server"\n[policy.fixed]\nmax_batch = 4\n'))
+    assert values["policy_options"] == {"fixed": {"max_batch": 4}}
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b'[run]\nmodel = "tiny"\ndata = "\xff"\n')
+    with pytest.raises(InputError) as err:
+        load_toml(path)
+    assert err.value.line == 3 and "UTF-8" in err.value.reason
+
+
+@pytest.mark.parametrize("options,field", [(dict(seed=-1), "seed"), (dict(inject_delay_ms=-5), "inject_delay_ms"),
+                                           (dict(min_seconds=-1), "min_seconds")])
+def test_negative_values_name_their_own_field(options, field):
+    with pytest.raises(InputError) as err:
+        RunConfig(**options)
+    assert err.value.field == field
+
+
+def test_duplicates_are_run_once(caplog):
+    cfg = RunConfig(backends="eager,eager", batching=("static", "static", "dynamic"), tasks="xnli,xnli")
+    assert cfg.backends == ("eager",) and cfg.batching == ("static", "dynamic") and cfg.tasks == ("xnli",)
+    assert "more than once" in caplog.text
+
+
+def test_cli_exit_2_on_bad_toml(tmp_path, capsys):
+    path = _toml(tmp_path, '[run]\nbatch_size = "eight"\n')
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert f"{path}:2: field 'batch_size'" in capsys.readouterr().err
