@@ -73,3 +73,66 @@ def test_cli_exit_2_on_bad_toml(tmp_path, capsys):
     path = _toml(tmp_path, '[run]\nbatch_size = "eight"\n')
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
     assert f"{path}:2: field 'batch_size'" in capsys.readouterr().err
+
+
+# --- data files and tokenizers (issue 11) -------------------------------------------------------------------------
+
+def _run_local(tmp_path, data, **extra):
+    args = ["run", "--model", "tiny-mbert", "--data", f"local:{data}", "--tasks", "xnli", "--langs", "en",
+            "--backends", "fake", "--out", str(tmp_path / "out")]
+    for key, value in extra.items():
+        args += [f"--{key}", value]
+    return main(args)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "utf8", "huge"])
+def test_bad_data_files_exit_2_with_file_and_line(tmp_path, capsys, tiny_vocab_file, kind):
+    import os
+    path = tmp_path / "data" / "xnli" / "en.jsonl"
+    path.parent.mkdir(parents=True)
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "utf8":
+        path.write_bytes(b'{"text_a": "ok", "text_b": "ok", "label": 0}\n{"text_a": "\xff", "text_b": "x", "label": 0}\n')
+    else:
+        path.write_text('{"text_a": "' + "word " * 300_000 + '", "text_b": "x", "label": 0}\n')
+    assert _run_local(tmp_path, tmp_path / "data", tokenizer=str(tiny_vocab_file)) == 2
+    err = capsys.readouterr().err
+    assert "en.jsonl" in err and "Traceback" not in err
+    if kind in ("utf8", "huge"):
+        assert f"en.jsonl:{2 if kind == 'utf8' else 1}:" in err
+
+
+@pytest.mark.parametrize("kind", ["binary", "not-vocab", "empty-dir", "missing"])
+def test_bad_tokenizers_exit_2(tmp_path, capsys, kind):
+    path = tmp_path / "data" / "xnli" / "en.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"text_a": "a", "text_b": "b", "label": 0}\n')
+    tok = tmp_path / "vocab.txt"
+    if kind == "binary":
+        tok.write_bytes(bytes(range(256)))
+    elif kind == "not-vocab":
+        tok.write_text("hello\nworld\n")
+    elif kind == "empty-dir":
+        tok = tmp_path / "tokdir"
+        tok.mkdir()
+    else:
+        tok = tmp_path / "nope" / "vocab.txt"
+    assert _run_local(tmp_path, tmp_path / "data", tokenizer=str(tok)) == 2
+    err = capsys.readouterr().err
+    assert "tokenizer" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["no-weights", "unknown-type"])
+def test_bad_model_directories_exit_2(tmp_path, capsys, kind):
+    import json
+    model = tmp_path / "model"
+    model.mkdir()
+    config = {"model_type": "bert" if kind == "no-weights" else "no-such-architecture", "vocab_size": 10}
+    (model / "config.json").write_text(json.dumps(config))
+    code = main(["run", "--model", str(model), "--tasks", "xnli", "--langs", "en", "--backends", "fake",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "model" in err and "Traceback" not in err

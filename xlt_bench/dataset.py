@@ -62,6 +62,8 @@ def load_local(root: Path, task: TaskSpec, lang: str, limit: int | None = None) 
     path = local_file(root, task, lang)
     if not path.exists():
         return []
+    if not path.is_file():  # a directory or a FIFO: reading would fail or block forever
+        raise InputError("is not a regular file", file=str(path), field="data")
     normalise = NORMALISERS[task.kind]
     examples = []
     for line_no, raw in _jsonl_rows(path):
@@ -71,9 +73,22 @@ def load_local(root: Path, task: TaskSpec, lang: str, limit: int | None = None) 
     return examples
 
 
+# A line longer than this is refused before parsing: XTREME examples are at most a few kB, and tokenizing a
+# multi-megabyte line untruncated costs gigabytes of memory.
+MAX_LINE_BYTES = 1 << 20
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise InputError(f"line of {len(raw):,} bytes; lines longer than {MAX_LINE_BYTES:,} bytes are "
+                                 "refused (one example per line)", file=str(path), line=line_no)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not UTF-8 text (byte {exc.start} of the line)", file=str(path),
+                                 line=line_no) from None
             if not line.strip():
                 continue
             try:

@@ -56,15 +56,16 @@ class EncodedSet:
 
 def load_tokenizer(spec: str | None, model_name: str) -> Any:
     """An HF id or directory -> AutoTokenizer; a vocab.txt -> WordPiece (cased); None -> the model's own tokenizer."""
-    from transformers import AutoTokenizer, BertTokenizerFast
+    from transformers import AutoTokenizer
 
     name = spec or PRESET_TOKENIZERS.get(model_name, model_name)
     path = Path(name)
     if path.is_file():
-        if path.suffix != ".txt":
-            raise InputError("expected a WordPiece vocab.txt, an HF tokenizer id or a directory",
-                             file=str(path), field="tokenizer")
-        return BertTokenizerFast(vocab_file=str(path), do_lower_case=False)
+        return _wordpiece(path)
+    if spec and not path.exists() and (spec.startswith((".", "/", "~")) or spec.endswith(".txt")):
+        raise InputError("no such file or directory", file=str(path), field="tokenizer")
+    if path.is_dir() and not any(path.iterdir()):
+        raise InputError("tokenizer directory is empty", file=str(path), field="tokenizer")
     local = path.is_dir()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False,
@@ -78,6 +79,24 @@ def load_tokenizer(spec: str | None, model_name: str) -> Any:
         raise InputError(f"tokenizer '{name}' has no fast (Rust) version; word and offset alignment need one",
                          field="tokenizer")
     return tokenizer
+
+
+def _wordpiece(path: Path) -> Any:
+    """A WordPiece vocab.txt: UTF-8 text, one token per line, with BERT's special tokens."""
+    from transformers import BertTokenizerFast
+    if path.suffix != ".txt":
+        raise InputError("expected a WordPiece vocab.txt, an HF tokenizer id or a directory",
+                         file=str(path), field="tokenizer")
+    try:
+        tokens = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a vocabulary: not UTF-8 text (byte {exc.start})", file=str(path),
+                         field="tokenizer") from None
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in tokens]
+    if missing:
+        raise InputError(f"not a WordPiece vocabulary: lacks {', '.join(missing)}", file=str(path),
+                         field="tokenizer")
+    return BertTokenizerFast(vocab_file=str(path), do_lower_case=False)
 
 
 def encode(task: TaskSpec, lang: str, examples: list[dict], tokenizer: Any, *, max_length: int, vocab_size: int,
