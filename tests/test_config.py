@@ -136,3 +136,32 @@ def test_bad_model_directories_exit_2(tmp_path, capsys, kind):
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "model" in err and "Traceback" not in err
+
+
+# --- results documents and output paths ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [b'{"schema_version": 1, "run": [], "rows": []}',
+                                     b'{"schema_version": 1, "run": {}, "rows": [1, 2]}',
+                                     b'{"schema_version": 1, "run": {}, "rows": {}}',
+                                     b'\xff\xfe{}'])
+def test_malformed_results_documents_are_input_errors(tmp_path, content):
+    from xlt_bench.schema import load_results
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError):
+        load_results(path)
+
+
+def test_report_accepts_a_results_json_path_and_outputs_into_files_fail_cleanly(tmp_path, capsys, monkeypatch):
+    from xlt_bench.pipeline import run
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
+    run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=8, backends=("fake",), threads=1),
+        tmp_path / "r")
+    assert main(["report", str(tmp_path / "r" / "results.json")]) == 0
+    assert (tmp_path / "r" / "report.md").exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for args in (["compare", str(tmp_path / "r"), str(tmp_path / "r"), "--out", str(blocker)],
+                 ["export", str(tmp_path / "r"), "--out", str(blocker / "x.json")]):
+        assert main(args) == 2
+        assert "Traceback" not in capsys.readouterr().err

@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `xlt-bench tasks | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a path the user gave cannot be written or read (a file where a directory goes, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"xlt-bench: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         print("xlt-bench: interrupted; results.incomplete.json in --out holds the partial run", file=sys.stderr)
         return getattr(exc, "exit_code", 130)

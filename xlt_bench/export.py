@@ -45,9 +45,10 @@ def github_action_benchmark(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if _is_number(row.get("throughput_tok_s")):
             entries.append({"name": f"{name} throughput", "unit": "tokens/s",
                             "value": float(row["throughput_tok_s"]), "extra": extra})
-        for (task, _lang, backend, dtype, pair), ratio in ratios.items():
-            if (task, backend, dtype) == (row["task"], row["backend"], row["dtype"]) \
-                    and pair.split("/")[0] == row["batching"]:
+        for key, ratio in ratios.items():
+            scenario, task, _lang, backend, dtype, pair = key[:6]
+            if (scenario, task, backend, dtype) == (row.get("scenario", "offline"), row["task"], row["backend"],
+                                                    row["dtype"]) and pair.split("/")[0] == row["batching"]:
                 entries.append({"name": f"{name} speedup vs {pair.split('/')[1]}", "unit": "x",
                                 "value": ratio, "extra": extra})
         if _is_number(row.get("mfu")):

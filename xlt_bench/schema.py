@@ -93,7 +93,11 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
     if not file.exists():
         raise InputError("no results.json here (is the run directory right, or was the run interrupted?)", file=str(file))
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = json.loads(file.read_bytes().decode("utf-8"))
+    except (IsADirectoryError, PermissionError) as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", file=str(file)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg}", file=str(file), line=exc.lineno) from None
     if not isinstance(doc, dict) or "schema_version" not in doc:
@@ -101,10 +105,20 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
     if doc["schema_version"] != SCHEMA_VERSION:
         raise InputError(f"schema_version {doc['schema_version']} is not supported (expected {SCHEMA_VERSION})",
                          file=str(file), field="schema_version")
-    if doc.get("run", {}).get("incomplete"):
+    if not isinstance(doc.get("run"), dict):
+        raise InputError(f"expected an object, got {type(doc.get('run')).__name__}", file=str(file), field="run")
+    if not isinstance(doc.get("rows"), list):
+        raise InputError(f"expected a list, got {type(doc.get('rows')).__name__}", file=str(file), field="rows")
+    if doc["run"].get("incomplete"):
         raise InputError("this run was interrupted and is marked incomplete", file=str(file), field="run.incomplete")
-    for i, row in enumerate(doc.get("rows", [])):
+    for i, row in enumerate(doc["rows"]):
+        if not isinstance(row, dict):
+            raise InputError(f"row {i} is a {type(row).__name__}, not an object", file=str(file), field="rows")
         missing = [f for f in ROW_FIELDS if f not in row]
         if missing:
             raise InputError(f"row {i} lacks {missing}", file=str(file), field="rows")
+        wrong = [f for f in ("throughput_tok_s", "padding_waste", "wall_s", "mfu")
+                 if row[f] is not None and (isinstance(row[f], bool) or not isinstance(row[f], (int, float)))]
+        if wrong:
+            raise InputError(f"row {i}: {', '.join(wrong)} must be numbers or null", file=str(file), field="rows")
     return doc

@@ -18,6 +18,8 @@ __all__ = ["render_run", "render_compare", "console_summary"]
 def render_run(run_dir: Path) -> list[Path]:
     """Read run_dir/results.json; write report.md, report.html and plots/*.png. Returns the written paths."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():  # given results.json itself: the report goes beside it
+        run_dir = run_dir.parent
     report = build_run_report(load_results(run_dir))
     written = []
     for name, chart in report.charts.items():
