@@ -39,6 +39,7 @@ RUN_OPTIONS = {
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
     "cache_dir": (str, "where exported ONNX models are cached [.xlt_cache]"),
     "scenario": (str, "offline | server | train [offline]"),
+    "attn": (str, "attention implementation: sdpa | eager [what from_pretrained gives: sdpa]"),
     "qps": (str, "server: offered loads in requests/s, comma-separated, or 'auto' (bisection for the max "
                  "sustainable QPS) [auto]"),
     "duration": (float, "server: seconds of arrivals per offered load [60]"),

@@ -25,7 +25,7 @@ else:  # pragma: no cover
 BATCHINGS = ("static", "static-longest", "dynamic")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")
-BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "fake")
+BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "compile", "fake")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -70,6 +70,8 @@ class RunConfig:
     cost_model: bool = True
     # offline | server | train (xlt_bench/scenarios): who owns time and the arrival of inputs.
     scenario: str = "offline"
+    # Attention implementation: None = what from_pretrained gives (sdpa); "eager" = the explicit softmax(QK^T)V.
+    attn: str | None = None
     # Server scenario: offered loads in requests/s ("auto": bisection for the max sustainable QPS), seconds of
     # arrivals per load, the latency SLO, the batching policies compared, an optional arrival trace, and options per
     # policy (TOML [policy.<name>] tables).
@@ -106,6 +108,8 @@ class RunConfig:
         from .scenarios import SCENARIOS
         self._check_choices("scenario", (self.scenario,), tuple(SCENARIOS))
         self._validate_server()
+        if self.attn is not None and self.attn not in ("sdpa", "eager"):
+            self._fail("attn", f"'{self.attn}' is not sdpa or eager")
         if self.device not in DEVICES:
             self._fail("device", f"'{self.device}' is not one of {', '.join(DEVICES)}")
         if self.pad_multiple is None:

@@ -40,6 +40,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                       type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
 }
 
+# --attn: what `from_pretrained` gives XLM-R and BERT in transformers 4.57 is "sdpa" (torch's fused
+# scaled_dot_product_attention); "eager" is the explicit softmax(QK^T)V of the original implementation.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+DEFAULT_ATTN = "sdpa"
+
+
 # What the model's output means, by task kind (see tasks.py).
 HEAD_FOR_KIND = {"pair": "sequence", "multiple_choice": "sequence", "tagging": "token",
                  "qa": "span", "retrieval": "pooled"}
@@ -57,6 +63,7 @@ class ModelBundle:
     trained_head: bool        # False for random-weight presets: accuracy is then null
     is_preset: bool
     notes: list[str] = field(default_factory=list)
+    attn: str = DEFAULT_ATTN  # attention implementation the module runs (sdpa | eager)
 
     @property
     def vocab_size(self) -> int:
@@ -111,31 +118,33 @@ def _auto_class(head: str):
             "span": tf.AutoModelForQuestionAnswering, "pooled": tf.AutoModel}[head]
 
 
-def preset_config(name: str, num_labels: int = 2):
+def preset_config(name: str, num_labels: int = 2, attn: str = DEFAULT_ATTN):
     from transformers import BertConfig, XLMRobertaConfig
     spec = dict(PRESETS[name])
     family = spec.pop("family")
     cls = XLMRobertaConfig if family == "xlm-roberta" else BertConfig
-    # Eager attention: identical maths on every backend, and it traces/exports without SDPA special cases.
-    cfg = cls(**spec, num_labels=num_labels, attn_implementation="eager")
-    return cfg
+    return cls(**spec, num_labels=num_labels, attn_implementation=attn)
 
 
-def build_model(name: str, kind: str, num_labels: int, seed: int = 0) -> ModelBundle:
-    """Build a preset with seeded random weights, or load an HF id / local directory with the Auto classes."""
+def build_model(name: str, kind: str, num_labels: int, seed: int = 0, attn: str | None = None) -> ModelBundle:
+    """Build a preset with seeded random weights, or load an HF id / local directory with the Auto classes.
+    `attn` None means what from_pretrained gives (sdpa for the encoders here)."""
+    if attn is not None and attn not in ATTN_IMPLEMENTATIONS:
+        raise InputError(f"'{attn}' is not an attention implementation this harness runs; supported: "
+                         f"{', '.join(ATTN_IMPLEMENTATIONS)}", field="attn")
     head = HEAD_FOR_KIND[kind]
     if head == "pooled":
         num_labels = 0
     elif head == "span":
         num_labels = 2  # start and end logits, whatever the caller passed
     if name in PRESETS:
-        cfg = preset_config(name, max(num_labels, 1))
+        cfg = preset_config(name, max(num_labels, 1), attn or DEFAULT_ATTN)
         model = _random_model(_auto_class(head), cfg, seed)
         return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=cfg, head=head,
-                           num_labels=num_labels, trained_head=False, is_preset=True,
+                           num_labels=num_labels, trained_head=False, is_preset=True, attn=attn or DEFAULT_ATTN,
                            notes=[f"{name}: published architecture with seeded random weights (seed {seed}); "
                                   "accuracy is not meaningful and is reported as null"])
-    return load_pretrained(name, head, num_labels)
+    return load_pretrained(name, head, num_labels, attn)
 
 
 def _random_model(auto_class, cfg, seed: int) -> nn.Module:
@@ -144,7 +153,7 @@ def _random_model(auto_class, cfg, seed: int) -> nn.Module:
     ~8x faster for XLM-R's 250k-row embedding and gives the same weights for the same seed on every machine."""
     from transformers.modeling_utils import no_init_weights
     with no_init_weights():
-        model = auto_class.from_config(cfg, attn_implementation="eager")
+        model = auto_class.from_config(cfg, attn_implementation=cfg._attn_implementation)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for pname, param in model.named_parameters():
@@ -160,7 +169,7 @@ def _random_model(auto_class, cfg, seed: int) -> nn.Module:
     return model.eval()
 
 
-def load_pretrained(name: str, head: str, num_labels: int) -> ModelBundle:
+def load_pretrained(name: str, head: str, num_labels: int, attn: str | None = None) -> ModelBundle:
     from transformers import AutoConfig
     try:
         cfg = AutoConfig.from_pretrained(name, trust_remote_code=False)
@@ -168,17 +177,26 @@ def load_pretrained(name: str, head: str, num_labels: int) -> ModelBundle:
         raise InputError(f"cannot load model '{name}': not a preset ({', '.join(PRESETS)}), "
                          f"nor a local directory or reachable Hugging Face id ({exc.__class__.__name__})",
                          field="model") from None
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "attn_implementation": "eager"}
+    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    if attn is not None:
+        kwargs["attn_implementation"] = attn
     if head in ("sequence", "token") and num_labels and getattr(cfg, "num_labels", None) != num_labels:
         kwargs.update(num_labels=num_labels, ignore_mismatched_sizes=True)
-    model, info = _auto_class(head).from_pretrained(name, output_loading_info=True, **kwargs)
+    try:
+        model, info = _auto_class(head).from_pretrained(name, output_loading_info=True, **kwargs)
+    except ValueError as exc:
+        if "attn" not in str(exc).lower() and "attention" not in str(exc).lower():
+            raise
+        raise InputError(f"model '{name}' does not support --attn {attn}: {str(exc).splitlines()[0]}; supported "
+                         f"here: {', '.join(ATTN_IMPLEMENTATIONS)}", field="attn") from None
     model.eval()
     fresh = [k for k in info.get("missing_keys", []) + [m[0] for m in info.get("mismatched_keys", [])]]
     head_fresh = any(k.split(".")[0] in ("classifier", "qa_outputs", "score") for k in fresh)
     trained = head == "pooled" or not head_fresh
     notes = [] if trained else [f"{name}: the task head was not in the checkpoint (randomly initialised); accuracy is null"]
     return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=model.config, head=head,
-                       num_labels=num_labels, trained_head=trained, is_preset=False, notes=notes)
+                       num_labels=num_labels, trained_head=trained, is_preset=False, notes=notes,
+                       attn=getattr(model.config, "_attn_implementation", None) or attn or DEFAULT_ATTN)
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")

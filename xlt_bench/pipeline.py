@@ -207,7 +207,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
     scenario = get_scenario(cfg.scenario)()
     _say(f"{spec.name}: loading model {cfg.model}")
     with clock("model_build"):
-        bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed)
+        bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed, attn=cfg.attn)
     run_meta["notes"].extend(n for n in bundle.notes if n not in run_meta["notes"])
     with clock("data_and_tokenization"):
         workload = load_workload(cfg, spec, bundle, plan.examples.get(spec.name), plan.tokenizer)

@@ -11,6 +11,7 @@ REGISTRY: dict[str, str] = {
     "eager": "xlt_bench.backends.eager:EagerBackend",
     "torchscript": "xlt_bench.backends.torchscript:TorchScriptBackend",
     "onnxruntime": "xlt_bench.backends.onnxrt:OnnxRuntimeBackend",
+    "compile": "xlt_bench.backends.compile:CompileBackend",
     # Known cost, no compute: for tests and for studying the batcher on hardware one does not have.
     "fake": "xlt_bench.backends.fake:FakeBackend",
 }

@@ -67,6 +67,7 @@ class OnnxRuntimeBackend(Backend):
 
         bundle = self.bundle
         return {"recipe_version": RECIPE_VERSION, "config": bundle.config.to_dict(), "head": bundle.head,
+                "attn": getattr(bundle, "attn", None),
                 "num_labels": bundle.num_labels, "inputs": onnx_build.input_names(bundle),
                 "weights": self._weights_digest(), "opset": onnx_build.OPSET, "dtype": dtype,
                 "gpu_fusions": self.device == "cuda", "exporter": onnx_build.EXPORTER,

@@ -53,7 +53,7 @@ def measure_one(ctx: ScenarioContext, backend: Backend, encoded, batching: str) 
                     inject_delay_ms=cfg.inject_delay_ms, seq_output=backend.bundle.head in ("token", "span"),
                     warmed_shapes=ctx.warmed)
     ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=backend.name, device=cfg.device,
-                 dtype=backend.dtype, batching=batching, scenario="offline")
+                 dtype=backend.dtype, batching=batching, scenario="offline", attn=ctx.bundle.attn)
     row = measurement_row(ident=ident, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
                           shape=ctx.shape)
     energy_j = energy.energy_j / m.n_repeats if energy.energy_j is not None else None

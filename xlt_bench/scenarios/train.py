@@ -124,7 +124,8 @@ class StepRunner:
         m = Measurement(batches=list(batches), latencies_ms=latencies, pass_wall_s=walls, outputs=[],
                         warmup_shapes=warmed, warmup_s=warmup_s)
         ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=self.backend.name,
-                     device=cfg.device, dtype=self.backend.dtype, batching=batching, scenario="train")
+                     device=cfg.device, dtype=self.backend.dtype, batching=batching, scenario="train",
+                     attn=self.ctx.bundle.attn)
         row = measurement_row(ident=ident, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
                               shape=self.ctx.shape)
         row.update(flops_useful=train_useful_flops(self.ctx.shape, lengths.tolist()),
