@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", default="all")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", required=True, help="profile JSON to write")
+    p = sub.add_parser("sweep", help="a grid of runs in shards, local or on a Ray cluster, resumable, merged")
+    p.add_argument("--config", required=True, help="TOML with a [sweep] table of lists and a [run] table")
+    p.add_argument("--executor", default="local", choices=["local", "ray"], help="where shards run [local]")
+    p.add_argument("--address", default=None, help="Ray cluster: auto | HOST:PORT | ray://HOST:PORT "
+                                                   "[a local Ray started for this sweep]")
+    p.add_argument("--workers", type=int, default=1, help="local executor: parallel processes [1]")
+    p.add_argument("--out", default="results/sweep", help="sweep directory (shards/ and the merged results) "
+                                                          "[results/sweep]")
+    p.add_argument("--dry-run", action="store_true", help="print the shards and their estimated FLOPs only")
     p = sub.add_parser("train-cost", help="training FLOPs, hours and energy of fine-tuning regimes (a plan TOML)")
     p.add_argument("--plan", required=True, help="plan TOML with [[regime]] tables")
     p.add_argument("--measured", help="a train-scenario run (RUN_DIR or results.json) whose throughput gives the "
@@ -205,6 +214,21 @@ def cmd_lengths(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep.run import sweep
+    if args.workers < 1:
+        raise InputError("must be at least 1", field="workers")
+    doc = sweep(args.config, Path(args.out), args.executor, args.address, args.workers, args.dry_run,
+                say=lambda m: print(m, file=sys.stderr))
+    if doc is None:
+        return 0
+    out = Path(args.out)
+    print(out / "results.json")
+    print(out / "sweep.md")
+    failed = [s for s in doc["run"]["shards"] if s.get("status") == "failed"]
+    return 2 if failed and len(failed) == len(doc["run"]["shards"]) else 0
+
+
 def cmd_train_cost(args) -> int:
     from .report.train_cost import render_train_cost
     from .schema import load_results
@@ -247,7 +271,8 @@ def cmd_langs(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "gate": cmd_gate, "export": cmd_export,
-            "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs, "train-cost": cmd_train_cost}
+            "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs, "train-cost": cmd_train_cost,
+            "sweep": cmd_sweep}
 
 
 if __name__ == "__main__":

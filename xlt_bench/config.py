@@ -190,13 +190,19 @@ _FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
 TOML_SECTIONS = ("run", "policy")
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
+def load_toml(path: str | Path, extra_sections: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read the [run] table (or top-level keys) from TOML; option names may use '-' or '_'. Every value is checked
-    against the option's type here, where the key's line is known, so a wrong type names file, line and key."""
+    against the option's type here, where the key's line is known, so a wrong type names file, line and key.
+    `extra_sections` are tables another command reads from the same file (a sweep's [sweep])."""
+    doc, text = read_toml(path)
+    return run_values(doc, text, str(path), extra_sections)
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
-        doc = tomllib.loads(text)
+        return tomllib.loads(text), text
     except FileNotFoundError:
         raise InputError("config file not found", file=str(path)) from None
     except IsADirectoryError:
@@ -206,6 +212,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise InputError(f"not UTF-8 text (byte {exc.start})", file=str(path), line=line) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", file=str(path)) from None
+
+
+def run_values(doc: dict[str, Any], text: str, path: str, extra_sections: tuple[str, ...] = ()) -> dict[str, Any]:
+    doc = {k: v for k, v in doc.items() if k not in extra_sections}
     # [policy.<name>] tables hold the server policies' options; `policy = [...]` inside [run] names the policies.
     policy_options = doc.pop("policy") if isinstance(doc.get("policy"), dict) else None
     if "run" in doc:
@@ -213,7 +223,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         if extra:
             kind = "section" if isinstance(doc[extra[0]], dict) else "key outside [run]"
             raise InputError(f"unknown {kind}; a config holds [run] and [policy.<name>] tables",
-                             file=str(path), line=_line_of(text, extra[0]), field=extra[0])
+                             file=path, line=_line_of(text, extra[0]), field=extra[0])
         table = doc["run"]
     else:
         table = doc
@@ -222,11 +232,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         name = key.replace("-", "_")
         line = _line_of(text, key)
         if name not in FIELD_NAMES:
-            raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=str(path), line=line,
+            raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=path, line=line,
                              field=key)
         problem = type_problem(name, value)
         if problem:
-            raise InputError(problem, file=str(path), line=line, field=key)
+            raise InputError(problem, file=path, line=line, field=key)
         values[name] = value
     if isinstance(policy_options, dict):
         values["policy_options"] = policy_options

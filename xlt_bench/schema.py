@@ -29,7 +29,11 @@ ROW_KEY = ("scenario", "task", "lang", "backend", "dtype", "batching")
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
     key = tuple(str(row.get(k) if row.get(k) is not None else ("offline" if k == "scenario" else None))
                 for k in ROW_KEY)
-    return key + (f"{row['offered_qps']:g}qps",) if row.get("offered_qps") is not None else key
+    if row.get("offered_qps") is not None:
+        key += (f"{row['offered_qps']:g}qps",)
+    if row.get("shard"):  # a merged sweep: the shard (a hash of its configuration) tells models/devices apart
+        key += (f"shard={row['shard']}",)
+    return key
 
 ALL_LANGS = "ALL"
 

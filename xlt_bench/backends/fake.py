@@ -67,6 +67,11 @@ class FakeBackend(Backend):
 
     def load(self) -> None:
         self.notes.append(f"fake backend: sleeps {self.cost}; outputs are zeros")
+        crash_marker = os.environ.get("XLT_FAKE_CRASH_ONCE")
+        if crash_marker and not os.path.exists(crash_marker):
+            # Testing aid for sweeps: the first process to load a fake backend dies as a lost worker would.
+            open(crash_marker, "w").close()
+            os._exit(17)
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return inputs

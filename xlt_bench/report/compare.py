@@ -66,6 +66,8 @@ def match_rows(doc_a: dict[str, Any], doc_b: dict[str, Any]) -> tuple[pd.DataFra
         if len(frame):
             frame["scenario"] = frame["scenario"].fillna("offline") if "scenario" in frame else "offline"
     keys = list(ROW_KEY)
+    if "shard" in df_a.columns and "shard" in df_b.columns:   # merged sweeps: rows of several models and devices
+        keys.append("shard")
     a = df_a[keys + list(VALUES)] if len(df_a) else pd.DataFrame(columns=keys + list(VALUES))
     b = df_b[keys + list(VALUES)] if len(df_b) else pd.DataFrame(columns=keys + list(VALUES))
     a = a.assign(_order_a=np.arange(len(a)))
@@ -175,6 +177,8 @@ def ratio_chart(matched: pd.DataFrame, labels: tuple[str, str]):
         raise plots.NoData("no languages in common")
     backend, dtype = tables.primary_config(sub)
     sub = sub[(sub["backend"] == backend) & (sub["dtype"] == dtype)]
+    if "shard" in sub.columns:   # a merged sweep: chart its first shard (the tables below show every shard)
+        sub = sub[sub["shard"] == sub["shard"].iloc[0]]
     panels = list(sub.groupby("task", sort=False))
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
     for ax, (task, frame) in zip(axes[:, 0], panels):
@@ -225,9 +229,12 @@ def layout(doc_a, doc_b, matched, left_out, labels, charts, no_chart_reason) -> 
     blocks.append(para(f"Rows matched on task, language, backend, dtype and batching. Ratios are {labels[1]} ÷ "
                        f"{labels[0]}; quality is {metric}" + (" (accuracy is null in at least one run)."
                                                                if metric == "agreement" else ".")))
-    for (task, backend, dtype, batching), sub in matched.groupby(["task", "backend", "dtype", "batching"], sort=False):
+    by = ["task", "backend", "dtype", "batching"] + (["shard"] if "shard" in matched.columns else [])
+    for group, sub in matched.groupby(by, sort=False):
+        task, backend, dtype, batching = group[:4]
+        shard = f" (shard {group[4]})" if len(group) > 4 else ""
         blocks.append(table(language_ratio_display(sub, labels, metric),
-                            f"{task.upper()} — {backend} {dtype} {batching}"))
+                            f"{task.upper()} — {backend} {dtype} {batching}{shard}"))
     blocks.append(heading("Left out"))
     summary = left_out_summary(left_out, labels)
     blocks.append(table(summary) if len(summary) else para("Nothing: both runs have the same rows."))

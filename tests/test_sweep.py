@@ -1,0 +1,143 @@
+"""Sweeps: grid expansion, local and Ray executors, resume, retries, merge (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from xlt_bench.cli import main
+from xlt_bench.errors import InputError
+from xlt_bench.schema import load_results
+from xlt_bench.sweep.grid import load_sweep
+from xlt_bench.sweep.run import sweep
+
+GRID = """[run]
+data = "synthetic"
+limit = 16
+langs = ["en", "th"]
+tasks = ["xnli"]
+batching = ["static", "dynamic"]
+
+[sweep]
+models = ["tiny-xlmr", "tiny-mbert"]
+backends = ["fake"]
+threads = [1, 2]
+"""
+
+
+def _grid(tmp_path, text=GRID):
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fake_cost(monkeypatch):
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=2,per_token_us=1")
+
+
+def _keys(doc):
+    return sorted((r["shard"], r["task"], r["lang"], r["backend"], r["batching"], r["n_batches"],
+                   round(r["padding_waste"], 9)) for r in doc["rows"])
+
+
+def test_grid_expands_to_shards(tmp_path):
+    shards = load_sweep(_grid(tmp_path))
+    assert len(shards) == 4 and len({s.id for s in shards}) == 4
+    assert {(s.config.model, s.config.backends, s.config.threads) for s in shards} == {
+        (m, ("fake",), t) for m in ("tiny-xlmr", "tiny-mbert") for t in (1, 2)}
+    assert all(s.config.langs == ("en", "th") and s.config.batching == ("static", "dynamic") for s in shards)
+
+
+@pytest.mark.parametrize("text,field", [
+    (GRID.replace("threads = [1, 2]", "threads = [1, 2]\ncolour = [1]"), "sweep.colour"),
+    (GRID.replace('models = ["tiny-xlmr", "tiny-mbert"]', 'models = "tiny-xlmr"'), "sweep.models"),
+    (GRID.replace('models = ["tiny-xlmr", "tiny-mbert"]', "models = []"), "sweep.models"),
+    (GRID.replace("threads = [1, 2]", "threads = [[1, 2]]"), "sweep.threads"),
+    (GRID.replace("limit = 16", "limit = [16, 32]"), "limit"),
+])
+def test_bad_grids_name_the_key(tmp_path, text, field):
+    with pytest.raises(InputError) as err:
+        load_sweep(_grid(tmp_path, text))
+    assert err.value.field == field and err.value.line is not None
+
+
+@pytest.mark.slow
+def test_local_sweep_merges_and_resumes(tmp_path):
+    out = tmp_path / "out"
+    doc = sweep(str(_grid(tmp_path)), out, say=lambda m: None)
+    merged = load_results(out)
+    assert {s["status"] for s in merged["run"]["shards"]} == {"done"}
+    per_shard = []
+    for shard in merged["run"]["shards"]:
+        rows = load_results(out / "shards" / shard["id"])["rows"]
+        per_shard += [{**r, "shard": shard["id"]} for r in rows]
+    assert _keys(doc) == _keys({"rows": per_shard}) and len(doc["rows"]) == 4 * 6
+    assert all(r["host"] for r in doc["rows"])
+    # Second invocation: nothing to run.
+    again = sweep(str(_grid(tmp_path)), out, say=lambda m: None)
+    assert {s["status"] for s in again["run"]["shards"]} == {"skipped (complete)"}
+    # An interrupted sweep (one shard unfinished): only that shard runs.
+    victim = merged["run"]["shards"][1]["id"]
+    (out / "shards" / victim / "results.json").unlink()
+    third = sweep(str(_grid(tmp_path)), out, say=lambda m: None)
+    assert {s["id"]: s["status"] for s in third["run"]["shards"]}[victim] == "done"
+    assert sum(s["status"] == "done" for s in third["run"]["shards"]) == 1
+    assert _keys(third) == _keys(doc)
+    # compare and gate accept the sweep directory.
+    assert main(["compare", str(out), str(out), "--out", str(tmp_path / "cmp")]) == 0
+    assert main(["gate", "--baseline", str(out), "--current", str(out), "--check", "padding_waste"]) == 0
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A local Ray cluster whose workers see the fake backend's cost and a crash-once marker: the first worker
+    to load a fake backend dies (os._exit), as a lost worker would."""
+    ray = pytest.importorskip("ray")
+    marker = tmp_path_factory.mktemp("ray") / "crashed-once"
+    env = {"XLT_FAKE_COST": "fixed_ms=2,per_token_us=1", "XLT_FAKE_CRASH_ONCE": str(marker)}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    yield ray, marker
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_sweep_equals_local_and_survives_a_dying_worker(tmp_path, ray_cluster):
+    _, marker = ray_cluster
+    local = sweep(str(_grid(tmp_path)), tmp_path / "local", say=lambda m: None)
+    on_ray = sweep(str(_grid(tmp_path)), tmp_path / "ray", executor="ray", say=lambda m: None)
+    assert marker.exists()                       # one worker died loading its fake backend ...
+    assert {s["status"] for s in on_ray["run"]["shards"]} == {"done"}   # ... and its shard was retried
+    assert _keys(on_ray) == _keys(local)          # no lost or duplicated row, same partitions
+
+
+def test_unreachable_address_fails_fast(tmp_path, capsys):
+    pytest.importorskip("ray")
+    start = time.perf_counter()
+    code = main(["sweep", "--config", str(_grid(tmp_path)), "--executor", "ray", "--address", "127.0.0.1:9",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and time.perf_counter() - start < 10
+    assert "cannot reach" in capsys.readouterr().err
+
+
+def test_ray_missing_names_the_extra(tmp_path, monkeypatch, capsys):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert main(["sweep", "--config", str(_grid(tmp_path)), "--executor", "ray", "--out", str(tmp_path / "o")]) == 2
+    assert "xlt-bench[ray]" in capsys.readouterr().err
+
+
+def test_dry_run_measures_nothing(tmp_path, capsys):
+    assert main(["sweep", "--config", str(_grid(tmp_path)), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "4 shard(s)" in err and "FLOP" in err and not (tmp_path / "o").exists()
+    json.dumps(err)

@@ -1,0 +1,102 @@
+"""Executors: `local` (in this process, or a process pool with --workers) and `ray` (a Ray cluster: each shard a
+task asking for its threads as CPUs, or a GPU; retried when a worker dies)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from .grid import Shard
+from .shards import run_shard, shard_dir
+
+Report = Callable[[Shard, dict[str, Any]], None]
+RETRIES = 2
+
+
+def run_local(shards: Sequence[Shard], out: Path, report: Report, workers: int = 1) -> None:
+    bar = tqdm(total=len(shards), desc="sweep shards", unit="shard")
+    if workers <= 1:
+        for shard in shards:
+            report(shard, _attempt(shard, out))
+            bar.update()
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_attempt, shard, out): shard for shard in shards}
+        for future in as_completed(futures):
+            report(futures[future], future.result())
+            bar.update()
+
+
+def _attempt(shard: Shard, out: Path, tries: int = RETRIES + 1) -> dict[str, Any]:
+    """Run a shard, retrying a failure (bounded); a shard with bad input is not retried."""
+    error = None
+    for attempt in range(1, tries + 1):
+        try:
+            result = run_shard(shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id)
+            return {**result, "attempts": attempt}
+        except InputError as exc:
+            return {"shard": shard.id, "status": "failed", "error": f"InputError: {exc}", "attempts": attempt}
+        except Exception as exc:  # noqa: BLE001 - a shard's failure is recorded, the sweep goes on
+            error = f"{exc.__class__.__name__}: {exc}"
+    return {"shard": shard.id, "status": "failed", "error": error, "attempts": tries}
+
+
+def run_ray(shards: Sequence[Shard], out: Path, report: Report, address: str | None) -> None:
+    ray = _import_ray()
+    _check_address(address)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    remote = ray.remote(_ray_shard)
+    pending = {}
+    for shard in shards:
+        resources = ({"num_gpus": 1, "num_cpus": 1} if shard.config.device == "cuda"
+                     else {"num_cpus": shard.config.threads or 1})
+        # max_retries: Ray reruns the task when its worker process dies (OOM kill, crash, lost node).
+        ref = remote.options(max_retries=RETRIES, retry_exceptions=False, **resources).remote(
+            shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id)
+        pending[ref] = shard
+    bar = tqdm(total=len(shards), desc="sweep shards (ray)", unit="shard")
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        shard = pending.pop(done[0])
+        try:
+            result = ray.get(done[0])
+        except Exception as exc:  # noqa: BLE001 - e.g. WorkerCrashedError after the retries
+            result = {"shard": shard.id, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
+        report(shard, result)
+        bar.update()
+
+
+def _ray_shard(config: dict[str, Any], directory: str, shard_id: str) -> dict[str, Any]:
+    try:
+        return run_shard(config, directory, shard_id)
+    except InputError as exc:   # bad input: no retry, report it
+        return {"shard": shard_id, "status": "failed", "error": f"InputError: {exc}"}
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--executor ray needs Ray; install it with: pip install 'xlt-bench[ray]'",
+                         field="executor") from None
+    return ray
+
+
+def _check_address(address: str | None, timeout_s: float = 3.0) -> None:
+    """An unreachable HOST:PORT is an error within seconds (ray.init would wait much longer)."""
+    if address in (None, "auto", "local") or ":" not in address:
+        return
+    host, _, port = address.replace("ray://", "").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot reach a Ray cluster at {address} ({exc})", field="address") from None

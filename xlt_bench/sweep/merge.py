@@ -1,0 +1,62 @@
+"""Merging a sweep's shards into one results document (DESIGN §4 layout; run.shards keeps each shard's config,
+env and status) and the sweep's summary report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..schema import ALL_LANGS, atomic_write_text, load_results, write_results
+from .grid import Shard
+from .shards import shard_dir
+
+
+def merge(shards: list[Shard], out: Path, status: dict[str, dict[str, Any]], sweep_file: str) -> dict[str, Any]:
+    from ..env import run_metadata
+    rows, entries = [], []
+    for shard in shards:
+        entry = {"id": shard.id, "axes": shard.axes, "config": shard.config.to_dict(),
+                 **{k: v for k, v in status.get(shard.id, {}).items() if k != "shard"}}
+        results = shard_dir(out, shard.id) / "results.json"
+        if results.exists() and entry.get("status") in ("done", "skipped (complete)"):
+            doc = load_results(results)
+            env = doc["run"].get("env", {})
+            entry.update(env=env, run_id=doc["run"].get("id"))
+            for row in doc["rows"]:
+                rows.append({**row, "shard": shard.id, "host": env.get("hostname"), "gpu": env.get("gpu_name")})
+        entries.append(entry)
+    meta = run_metadata({"sweep": sweep_file})
+    failed = [e for e in entries if e.get("status") == "failed"]
+    meta.update(incomplete=False, shards=entries, skipped=[],
+                notes=[f"shard {e['id']} failed after {e.get('attempts', '?')} attempt(s): {e.get('error')}"
+                       for e in failed],
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    write_results(out / "results.json", meta, rows)
+    atomic_write_text(out / "sweep.md", summary_markdown(entries, rows))
+    return {"run": meta, "rows": rows}
+
+
+def summary_markdown(entries: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """Per shard: where it ran, its status, and its ALL rows' useful tok/s, speedup over static and waste (ratios
+    within the shard only: both batchings ran on the same host in the same run)."""
+    lines = ["# Sweep", "", "| shard | axes | host | status | attempts |", "|---|---|---|---|---:|"]
+    for e in entries:
+        axes = " ".join(f"{k}={v}" for k, v in e["axes"].items())
+        lines.append(f"| {e['id']} | {axes} | {(e.get('env') or {}).get('hostname', '—')} | "
+                     f"{e.get('status', '—')}{': ' + e['error'] if e.get('error') else ''} | "
+                     f"{e.get('attempts', '—')} |")
+    frame = pd.DataFrame([r for r in rows if r.get("lang") == ALL_LANGS])
+    if len(frame):
+        lines += ["", "| shard | task | model | backend | dtype | batching | useful tok/s | ÷ static | waste |",
+                  "|---|---|---|---|---|---|---:|---:|---:|"]
+        for _, r in frame.iterrows():
+            static = frame[(frame["shard"] == r["shard"]) & (frame["task"] == r["task"])
+                           & (frame["batching"] == "static")]["throughput_tok_s"]
+            ratio = r["throughput_tok_s"] / static.iloc[0] if len(static) and static.iloc[0] else None
+            lines.append(f"| {r['shard']} | {r['task']} | {r['model']} | {r['backend']} | {r['dtype']} | "
+                         f"{r['batching']} | {r['throughput_tok_s']:,.0f} | "
+                         f"{'—' if ratio is None else f'{ratio:.2f}×'} | {r['padding_waste']:.1%} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,87 @@
+"""`xlt-bench sweep`: expand, skip finished shards (resume), execute, merge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .grid import Shard, load_sweep
+from .merge import merge
+from .shards import is_complete, shard_dir
+
+
+def sweep(config: str, out: Path, executor: str = "local", address: str | None = None, workers: int = 1,
+          dry_run: bool = False, say=print) -> dict[str, Any] | None:
+    shards = load_sweep(config)
+    if executor not in ("local", "ray"):
+        raise InputError(f"'{executor}' is not local or ray", field="executor")
+    if dry_run:
+        for line in dry_run_lines(shards):
+            say(line)
+        return None
+    out = Path(out)
+    status: dict[str, dict[str, Any]] = {}
+    todo = []
+    for shard in shards:
+        if is_complete(shard_dir(out, shard.id), shard.id):
+            status[shard.id] = {"status": "skipped (complete)"}
+        else:
+            todo.append(shard)
+    say(f"sweep: {len(shards)} shards, {len(shards) - len(todo)} already complete, {len(todo)} to run "
+        f"({executor})")
+
+    def report(shard: Shard, result: dict[str, Any]) -> None:
+        status[shard.id] = result
+        if result.get("status") == "failed":
+            say(f"sweep: shard {shard.id} ({shard.label}) failed: {result.get('error')}")
+
+    if todo:
+        if executor == "ray":
+            from .executors import run_ray
+            run_ray(todo, out, report, address)
+        else:
+            from .executors import run_local
+            run_local(todo, out, report, workers)
+    return merge(shards, out, status, str(config))
+
+
+def dry_run_lines(shards: list[Shard]) -> list[str]:
+    """The shards and an estimate of their compute: analytic FLOPs of every pass over the shipped length profiles
+    (static pads to max_length; dynamic counted at the useful FLOPs, a lower bound)."""
+    lines = [f"{len(shards)} shard(s):"]
+    total = 0.0
+    for shard in shards:
+        flops = estimate_flops(shard)
+        total += flops
+        lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP")
+    lines.append(f"total ~{total:.2e} FLOP (analytic forward FLOPs over the shipped length profiles; "
+                 "divide by your machine's sustained FLOP/s for a time)")
+    return lines
+
+
+def estimate_flops(shard: Shard) -> float:
+    import numpy as np
+
+    from ..flops import EncoderShape, executed_flops, useful_flops
+    from ..models import HEAD_FOR_KIND, PRESETS, preset_config
+    from ..synthetic import available_profiles, lengths_from_hist
+    from ..tasks import get_task, resolve_langs
+    cfg = shard.config
+    if cfg.model not in PRESETS:
+        return float("nan")
+    profiles, total = available_profiles(), 0.0
+    for task in cfg.tasks:
+        spec = get_task(task)
+        shape = EncoderShape.from_config(preset_config(cfg.model), HEAD_FOR_KIND[spec.kind], max(spec.num_labels, 1))
+        for lang in resolve_langs(spec, cfg.langs):
+            if (task, lang) not in profiles:
+                continue
+            hist = profiles[(task, lang)].get("hist")
+            if hist is None:
+                continue
+            lengths = np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length)
+            for batching in cfg.batching:
+                total += (executed_flops(shape, [(len(lengths), cfg.max_length)]) if batching == "static"
+                          else useful_flops(shape, lengths.tolist()))
+    return total * max(cfg.min_repeats, 1)
