@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..clock import sleep_until
 from ..errors import InputError
 from .base import Backend
 
@@ -81,7 +82,7 @@ class FakeBackend(Backend):
         seconds = self.cost.seconds(rows, plen)
         if self.cost.noise:
             seconds *= float(self._rng.uniform(1.0 - self.cost.noise, 1.0 + self.cost.noise))
-        _sleep_until(time.perf_counter() + seconds)
+        sleep_until(time.perf_counter() + seconds)
         self.calls.append((rows, plen))
         return np.zeros(self._output_shape(rows, plen), dtype=np.float32)
 
@@ -97,12 +98,3 @@ class FakeBackend(Backend):
         if head == "span":
             return rows, plen, 2
         return rows, int(self.bundle.config.hidden_size)
-
-
-def _sleep_until(deadline: float) -> None:
-    # time.sleep alone overshoots by up to ~0.1 ms per call; finish the last stretch spinning.
-    remaining = deadline - time.perf_counter()
-    if remaining > 0.002:
-        time.sleep(remaining - 0.001)
-    while time.perf_counter() < deadline:
-        pass

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import Batch, collate
+from ..clock import sleep_until
 from .policies import Policy, Request
 
 
@@ -60,7 +61,7 @@ def serve(backend, policy: Policy, requests: list[Request], pool_ids: list[np.nd
         batch, wake = policy.select(queue, now) if queue else (None, None)
         if batch is None:
             next_arrival = requests[upcoming].arrival if upcoming < len(requests) else stop_at
-            _sleep_until(origin + min(x for x in (wake, next_arrival, stop_at) if x is not None))
+            sleep_until(origin + min(x for x in (wake, next_arrival, stop_at) if x is not None))
             continue
         chosen = {r.id for r in batch}
         queue = [r for r in queue if r.id not in chosen]
@@ -85,14 +86,6 @@ def _run_batch(backend, batch: list[Request], pool_ids, pool_types, pad_id: int,
     for request in batch:
         result.start[request.id], result.end[request.id], result.batch_of[request.id] = start, end, batch_id
 
-
-def _sleep_until(deadline: float) -> None:
-    # time.sleep wakes up to ~0.1 ms late, which would be measured as queue wait: sleep short, spin the rest.
-    remaining = deadline - time.perf_counter()
-    if remaining > 0.0015:
-        time.sleep(remaining - 0.001)
-    while time.perf_counter() < deadline:
-        pass
 
 
 def summarise(run: ServerRun, duration_s: float, slo_ms: float, langs: list[str]) -> dict[str, Any]:
