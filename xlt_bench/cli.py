@@ -66,10 +66,32 @@ def _add_run_parser(sub) -> None:
                    help="replace a finished run in --out (swapped in only when the new run completes)")
 
 
+def _add_verbosity(parser, default) -> None:
+    """-v / -q, accepted before or after the subcommand."""
+    parser.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity", default=default,
+                        help="more log output (INFO)")
+    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity", default=default,
+                        help="errors only, no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlt-bench", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        own_version = version("xlt-bench")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        own_version = "unknown"
+    parser.add_argument("--version", action="version", version=f"xlt-bench {own_version}")
+    _add_verbosity(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def add_with_verbosity(*a, **k):
+        p = add_parser(*a, **k)
+        _add_verbosity(p, argparse.SUPPRESS)
+        return p
+
+    sub.add_parser = add_with_verbosity
     _add_run_parser(sub)
     p = sub.add_parser("report", help="(re)render report.md/report.html from RUN_DIR/results.json")
     p.add_argument("run_dir")
@@ -83,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="current results.json or run directory; repeat it to gate on the best value of several reruns")
     p.add_argument("--check", action="append", default=None, metavar="METRIC:THRESHOLD",
                    help="replace the default checks (repeatable), e.g. speedup:0.2 or throughput_tok_s:0.3")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON instead of a table")
     p = sub.add_parser("export", help="export a run for trend tools")
     p.add_argument("run_dir")
     p.add_argument("--format", default="github-action-benchmark", choices=["github-action-benchmark"])
@@ -108,15 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measured", help="a train-scenario run (RUN_DIR or results.json) whose throughput gives the "
                                       "hours on this machine [the plan's 'measured' key, else none]")
     p.add_argument("--out", default="results/train-cost", help="directory for train_cost.md/html/json")
-    sub.add_parser("tasks", help="list tasks, their languages and data sources")
+    p = sub.add_parser("tasks", help="list tasks, their languages and data sources")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("langs", help="print language metadata")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--group-by", choices=["family", "genus", "script", "resource_class"], default=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    verbosity = getattr(args, "verbosity", 0) or 0
+    level = {1: logging.INFO, -1: logging.ERROR}.get(verbosity, logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    if verbosity < 0:
+        from . import progress
+        progress.QUIET = True
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:
@@ -188,7 +218,12 @@ def cmd_gate(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
     result = compare_runs(baseline, current, checks)
-    print(result.table())
+    if args.json:
+        import json
+        print(json.dumps({"passed": result.exit_code == 0, "summary": result.summary(), "checks": result.rows,
+                          "warnings": result.warnings}, indent=1))
+    else:
+        print(result.table())
     return result.exit_code
 
 
@@ -253,6 +288,10 @@ def cmd_train_cost(args) -> int:
 
 def cmd_tasks(args) -> int:
     from .tasks import describe_tasks
+    if args.json:
+        import json
+        print(json.dumps(describe_tasks(), indent=1, default=str))
+        return 0
     for t in describe_tasks():
         print(f"{t['name']:<9} {t['kind']:<16} {len(t['languages']):>2} langs  {t.get('source', '')}")
         print(f"          {' '.join(t['languages'])}")
@@ -262,6 +301,15 @@ def cmd_tasks(args) -> int:
 def cmd_langs(args) -> int:
     from .languages import metadata_frame
     frame = metadata_frame()
+    if args.json:
+        print(frame.to_json(orient="records", indent=1))
+        return 0
+    if args.group_by == "resource_class":
+        # Joshi et al. 2020's classes: 0 left-behind ... 5 winners (labelled resources and unlabelled text).
+        from .report.tables import RESOURCE_CLASS_NAMES
+        for group, codes in frame.groupby(args.group_by)["lang"]:
+            print(f"{RESOURCE_CLASS_NAMES.get(str(group), group)}: {' '.join(codes)}")
+        return 0
     if args.group_by:
         for group, codes in frame.groupby(args.group_by)["lang"]:
             print(f"{group}: {' '.join(codes)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import bar
 
 from ..backends.base import Backend
 from ..batching import make_batches, plan_dynamic
@@ -23,7 +23,7 @@ class OfflineScenario(Scenario):
         rows: list[dict[str, Any]] = []
         outputs: Outputs = {}
         desc = f"{ctx.workload.task.name} {backend.name}/{backend.dtype}"
-        for encoded in tqdm(ctx.workload.sets, desc=desc, unit="lang", leave=True):
+        for encoded in bar(ctx.workload.sets, desc=desc, unit="lang", leave=True):
             for batching in batchings(ctx.cfg):
                 with ctx.clock("measure"):
                     row, outs = measure_one(ctx, backend, encoded, batching)

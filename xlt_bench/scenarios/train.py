@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import bar
 
 from ..backends import get_backend_class
 from ..backends.base import Backend
@@ -61,7 +61,7 @@ class TrainScenario(Scenario):
         trainer = StepRunner(ctx, backend)
         rows = []
         desc = f"train {ctx.workload.task.name} {backend.name}/{backend.dtype}"
-        for encoded in tqdm(ctx.workload.sets, desc=desc, unit="lang", leave=True):
+        for encoded in bar(ctx.workload.sets, desc=desc, unit="lang", leave=True):
             for batching in ctx.cfg.batching:
                 with ctx.clock("measure"):
                     rows.append(trainer.measure(encoded, batching))

@@ -10,7 +10,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from ..progress import bar as progress_bar
 
 from ..errors import InputError
 from .grid import Shard
@@ -21,7 +21,7 @@ RETRIES = 2
 
 
 def run_local(shards: Sequence[Shard], out: Path, report: Report, workers: int = 1) -> None:
-    bar = tqdm(total=len(shards), desc="sweep shards", unit="shard")
+    bar = progress_bar(total=len(shards), desc="sweep shards", unit="shard")
     if workers <= 1:
         for shard in shards:
             report(shard, _attempt(shard, out))
@@ -62,7 +62,7 @@ def run_ray(shards: Sequence[Shard], out: Path, report: Report, address: str | N
         ref = remote.options(max_retries=RETRIES, retry_exceptions=False, **resources).remote(
             shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id)
         pending[ref] = shard
-    bar = tqdm(total=len(shards), desc="sweep shards (ray)", unit="shard")
+    bar = progress_bar(total=len(shards), desc="sweep shards (ray)", unit="shard")
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         shard = pending.pop(done[0])

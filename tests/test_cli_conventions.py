@@ -1,0 +1,48 @@
+"""CLI conventions users expect: --version, -v/-q after the subcommand, --json, readable resource classes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xlt_bench.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("xlt-bench ")
+
+
+@pytest.mark.parametrize("args", [["-q", "tasks"], ["tasks", "-q"], ["tasks", "-v"], ["-v", "langs"]])
+def test_verbosity_before_or_after_the_subcommand(args, capsys):
+    assert main(args) == 0
+    assert capsys.readouterr().out
+
+
+def test_json_outputs(capsys):
+    assert main(["tasks", "--json"]) == 0
+    tasks = json.loads(capsys.readouterr().out)
+    assert {t["name"] for t in tasks} >= {"xnli", "pawsx", "tatoeba", "panx"}
+    assert main(["langs", "--json"]) == 0
+    langs = json.loads(capsys.readouterr().out)
+    assert len(langs) == 50 and {"lang", "family", "script", "resource_class"} <= set(langs[0])
+
+
+def test_resource_classes_are_named(capsys):
+    assert main(["langs", "--group-by", "resource_class"]) == 0
+    out = capsys.readouterr().out
+    assert "5 winner:" in out and "0 left-behind" in out or "1 scraping-by:" in out
+
+
+def test_gate_json(tmp_path, capsys, monkeypatch):
+    from xlt_bench.config import RunConfig
+    from xlt_bench.pipeline import run
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
+    run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=8, backends=("fake",), threads=1),
+        tmp_path / "r")
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(tmp_path / "r"), "--current", str(tmp_path / "r"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] is True and doc["checks"]
