@@ -46,3 +46,23 @@ def test_gate_json(tmp_path, capsys, monkeypatch):
     assert main(["gate", "--baseline", str(tmp_path / "r"), "--current", str(tmp_path / "r"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] is True and doc["checks"]
+
+
+@pytest.mark.parametrize("task,lang", [("tatoeba", "az"), ("tatoeba", "uk"), ("udpos", "wo"), ("udpos", "lt")])
+def test_hub_languages_xtreme_r_added_fail_before_the_hub(task, lang, monkeypatch):
+    """No request is made: the error names --data local:DIR and how XTREME-R builds the data."""
+    import xlt_bench.dataset as dataset
+    from xlt_bench.errors import InputError
+    from xlt_bench.tasks import get_task
+    monkeypatch.setattr(dataset, "_open_hf", lambda *a, **k: pytest.fail("contacted the hub"))
+    with pytest.raises(InputError, match="local:DIR") as err:
+        dataset.load_hf(get_task(task), lang)
+    assert "download" in str(err.value)
+
+
+def test_tatoeba_lines_are_stripped(tmp_path):
+    from xlt_bench.dataset import load_local
+    from xlt_bench.tasks import get_task
+    (tmp_path / "tatoeba").mkdir()
+    (tmp_path / "tatoeba" / "de.jsonl").write_text(json.dumps({"text": "Hallo Welt\n", "en": " Hello world\n"}) + "\n")
+    assert load_local(tmp_path, get_task("tatoeba"), "de") == [{"text": "Hallo Welt", "en": "Hello world"}]

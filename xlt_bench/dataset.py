@@ -172,7 +172,8 @@ def _qa(row: dict, task: TaskSpec, file: str, line: int) -> dict:
 
 
 def _retrieval(row: dict, task: TaskSpec, file: str, line: int) -> dict:
-    return {"text": _text(row, ("text",), file, line), "en": _text(row, ("en", "target"), file, line)}
+    # Tatoeba's original files end lines with newlines that some copies keep: strip both sides.
+    return {"text": _text(row, ("text",), file, line).strip(), "en": _text(row, ("en", "target"), file, line).strip()}
 
 
 NORMALISERS: dict[str, Callable[[dict, TaskSpec, str, int], dict]] = {
@@ -185,6 +186,11 @@ def load_hf(task: TaskSpec, lang: str, limit: int | None = None, root: str | Non
     """Load from the hub (or a local `save_to_disk` stand-in under `root`) and validate like local files."""
     if not task.hf_path:
         raise InputError(task.hf_note or f"task '{task.name}' has no Hugging Face location", field="data")
+    if lang in task.hf_missing_langs:
+        raise InputError(f"{task.name}/{lang} is not in the hub copy ({task.hf_path}): XTREME-R added "
+                         f"{', '.join(task.hf_missing_langs)}. Build them with XTREME-R's download scripts "
+                         "(github.com/google-research/xtreme, scripts/download_data.sh) into DIR/"
+                         f"{task.name}/<lang>.jsonl and use --data local:DIR", field="langs")
     try:
         import datasets
     except ImportError:
