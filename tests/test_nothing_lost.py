@@ -158,3 +158,14 @@ def test_sigterm_leaves_incomplete_file(tmp_path):
     assert partial["run"]["incomplete"] is True
     assert any("SIGTERM" in n for n in partial["run"]["notes"])
     assert not (out / "results.json").exists()
+
+
+def test_agreement_without_the_reference_configuration(tmp_path):
+    """An int8-only, dynamic-only run still reports agreement: the reference is computed untimed."""
+    doc = run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=16, backends=("eager",),
+                        dtype=("int8",), batching=("dynamic",), threads=1), tmp_path / "out")
+    row = next(r for r in doc["rows"] if r["lang"] == "en")
+    assert row["agreement"] is not None and 0.0 <= row["agreement"] <= 1.0
+    assert row["max_abs_diff"] > 0            # int8 differs from fp32 (so the reference was really fp32)
+    assert not any(r["dtype"] == "fp32" for r in doc["rows"])   # no reference row was added to the results
+    assert any("computed untimed" in n for n in doc["run"]["notes"])

@@ -240,7 +240,13 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
             _release_memory()
         rows.extend(backend_rows)
         outputs.update(backend_outputs)
-    if scenario.evaluates:
+    if scenario.evaluates and workload.sets:
+        from .scenarios.offline import reference_outputs
+        with clock("reference_outputs"):
+            computed = reference_outputs(cfg, bundle, workload, outputs)
+        if computed:
+            run_meta["notes"].append(f"{spec.name}: reference outputs (eager/fp32/static) computed untimed for "
+                                     f"agreement ({', '.join(computed)})")
         with clock("evaluation"):
             evaluate.fill_quality(spec, workload.sets, rows, outputs, trained_head=bundle.trained_head,
                                   random_weights=bundle.is_preset)

@@ -34,6 +34,29 @@ class OfflineScenario(Scenario):
         return rows, outputs
 
 
+def reference_outputs(cfg, bundle, workload, outputs: Outputs) -> list[str]:
+    """Agreement always: where the run lacks the reference configuration (eager / fp32 / static), compute its outputs
+    untimed, so an int8-only or dynamic-only run still reports agreement. Adds them to `outputs`; returns the
+    languages it computed."""
+    from ..backends.eager import EagerBackend
+    from ..profiler import restore_order
+    missing = [s for s in workload.sets if (s.lang, "eager", "fp32", "static") not in outputs]
+    if not missing:
+        return []
+    reference = EagerBackend(bundle, cfg.device, "fp32", cfg.threads, cfg.cache_dir)
+    reference.load()
+    seq_output = bundle.head in ("token", "span")
+    for encoded in missing:
+        lengths = encoded.lengths
+        max_length = max(workload.max_length, int(lengths.max()))
+        batches = make_batches(lengths, "static", batch_size=cfg.batch_size, max_length=max_length)
+        prepared = prepare_batches(reference, encoded.input_ids, encoded.token_type_ids, batches, bundle.pad_id)
+        fetched = [reference.fetch(reference.forward(p)) for p in prepared]
+        outputs[(encoded.lang, "eager", "fp32", "static")] = restore_order(fetched, batches, lengths, seq_output)
+    reference.close()
+    return [s.lang for s in missing]
+
+
 def batchings(cfg) -> tuple[str, ...]:
     # Fixed-shape mode runs B x L batches as given: every strategy would build the same batches.
     return ("static",) if cfg.shape is not None else cfg.batching
