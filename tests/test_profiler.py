@@ -135,3 +135,27 @@ def test_all_row_sums_tokens_and_time_and_pools_latencies():
     assert row["latency_ms_p50"] == pytest.approx(1000.0)  # median of [500, 1500]
     assert row["flops_useful"] == en["flops_useful"] + th["flops_useful"]
     assert row["mfu"] == pytest.approx(row["flops_useful"] / 2.0 / 1e9)
+
+
+def test_timed_tracker_brackets_the_timed_passes_only():
+    """Energy (and any tracker given as timed_tracker) must not include warm-up: it is entered after every new shape
+    has run once, and left after the last timed pass."""
+    from contextlib import contextmanager
+
+    from xlt_bench.backends.fake import FakeBackend, FakeCost
+    from xlt_bench.models import build_model
+    fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=1))
+    lengths = np.array([5, 9, 12, 30])
+    batches = make_batches(lengths, "static", batch_size=2, max_length=32)   # 2 batches of one shape (2, 32)
+    prepared = prepare_batches(fake, _ids(lengths), None, batches, pad_id=1)
+    seen = {}
+
+    @contextmanager
+    def tracker():
+        seen["calls_at_enter"] = len(fake.calls)
+        yield
+        seen["calls_at_exit"] = len(fake.calls)
+
+    m = measure(fake, prepared, batches, lengths, min_repeats=3, timed_tracker=tracker())
+    assert m.warmup_shapes == 1 and seen["calls_at_enter"] == 1      # one warm-up call, outside the tracker
+    assert seen["calls_at_exit"] - seen["calls_at_enter"] == 3 * 2    # three timed passes of two batches

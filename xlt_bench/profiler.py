@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +59,8 @@ def warm_up(backend: Backend, prepared: Sequence, batches: Sequence[Batch],
     for batch, inputs in zip(batches, prepared):
         if batch.shape not in warmed:
             warmed.add(batch.shape)
-            backend.fetch(backend.forward(inputs))
+            for _ in range(backend.warmup_calls):
+                backend.fetch(backend.forward(inputs))
             count += 1
     backend.synchronize()
     return count
@@ -100,19 +103,23 @@ def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: floa
 
 def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
             min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0,
-            seq_output: bool = False, warmed_shapes: set[tuple[int, int]] | None = None) -> Measurement:
+            seq_output: bool = False, warmed_shapes: set[tuple[int, int]] | None = None,
+            timed_tracker: Any = None) -> Measurement:
+    """Warm up, then timed passes. `timed_tracker` (a context manager, e.g. the energy tracker) brackets the timed
+    passes only, so warm-up (and compilation) never counts in what it measures."""
     start = time.perf_counter()
     warmed = warm_up(backend, prepared, batches, warmed_shapes)
     warmup_s = time.perf_counter() - start
     latencies: list[float] = []
     walls: list[float] = []
     first_outputs: list = []
-    while len(walls) < min_repeats or sum(walls) < min_seconds:
-        outs, lat, wall = timed_pass(backend, prepared, inject_delay_ms)
-        if not walls:
-            first_outputs = outs
-        latencies.extend(lat)
-        walls.append(wall)
+    with timed_tracker if timed_tracker is not None else nullcontext():
+        while len(walls) < min_repeats or sum(walls) < min_seconds:
+            outs, lat, wall = timed_pass(backend, prepared, inject_delay_ms)
+            if not walls:
+                first_outputs = outs
+            latencies.extend(lat)
+            walls.append(wall)
     fetched = [backend.fetch(o) for o in first_outputs]
     outputs = restore_order(fetched, batches, lengths, seq_output)
     return Measurement(batches=list(batches), latencies_ms=latencies, pass_wall_s=walls, outputs=outputs,

@@ -28,6 +28,11 @@ class Backend(ABC):
     # True when the train scenario can fine-tune the model this backend runs (torch backends).
     trainable: ClassVar[bool] = False
 
+    @property
+    def warmup_calls(self) -> int:
+        """Untimed calls per new padded shape before timing: enough for any just-in-time compilation to finish."""
+        return 1
+
     def __init__(self, bundle: ModelBundle, device: str = "cpu", dtype: str = "fp32",
                  threads: int | None = None, cache_dir: str = ".xlt_cache"):
         self.check_supported(device, dtype)

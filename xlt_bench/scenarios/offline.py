@@ -71,10 +71,11 @@ def measure_one(ctx: ScenarioContext, backend: Backend, encoded, batching: str) 
     max_length = cfg.shape[1] if cfg.shape is not None else max(ctx.workload.max_length, int(lengths.max()))
     batches, plan = plan_batches(ctx, lengths, batching, max_length)
     prepared = prepare_batches(backend, encoded.input_ids, encoded.token_type_ids, batches, backend.bundle.pad_id)
-    with MemoryTracker(cfg.device) as memory, EnergyTracker(cfg.device) as energy:
+    energy = EnergyTracker(cfg.device)   # entered by measure() around the timed passes only, not the warm-up
+    with MemoryTracker(cfg.device) as memory:
         m = measure(backend, prepared, batches, lengths, min_seconds=cfg.min_seconds, min_repeats=cfg.min_repeats,
                     inject_delay_ms=cfg.inject_delay_ms, seq_output=backend.bundle.head in ("token", "span"),
-                    warmed_shapes=ctx.warmed)
+                    warmed_shapes=ctx.warmed, timed_tracker=energy)
     ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=backend.name, device=cfg.device,
                  dtype=backend.dtype, batching=batching, scenario="offline", attn=ctx.bundle.attn)
     row = measurement_row(ident=ident, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
