@@ -186,3 +186,14 @@ def test_server_run_rows(tmp_path, monkeypatch):
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Max sustainable QPS per policy" in report and "| length-bucketed |" in report
     assert any(p.name == "server_latency_vs_load.png" for p in written)
+
+
+def test_bucket_edges_merge_to_the_cheapest_few():
+    from xlt_bench.batching import CostModel
+    from xlt_bench.serving.policies import bucket_edges
+    # Three tight clusters of lengths; a cost model with little per-call cost cuts every cluster apart.
+    lengths = np.array([10] * 20 + [11] * 20 + [40] * 20 + [41] * 20 + [100] * 5)
+    edges = bucket_edges(lengths, CostModel(1e-6, 1e-3), 4096, 128, max_buckets=3)
+    assert len(edges) == 3 and edges[-1] == 128
+    # The merges that add least padding keep 10/11 together and 40/41 together.
+    assert edges[0] == 11 and edges[1] == 41

@@ -125,9 +125,20 @@ def make_policy(name: str, budget: int, pads: bool, options: dict[str, Any] | No
         raise InputError(f"bad options for policy '{name}': {exc}", field=f"policy.{name}") from None
 
 
-def bucket_edges(lengths: np.ndarray, cost, budget: int, max_length: int) -> list[int]:
+def bucket_edges(lengths: np.ndarray, cost, budget: int, max_length: int, max_buckets: int = 4) -> list[int]:
     """Bucket edges from the offline planner: the padded lengths of the cost-optimal partition of the workload's
-    own lengths (where the planner found it worth cutting a batch is where a bucket should end)."""
+    own lengths (where the planner found it worth cutting a batch is where a bucket should end), then merged down to
+    `max_buckets`: a server sees a few requests at a time, and a bucket that rarely holds two requests never forms
+    a batch. Each merge joins the neighbours whose union adds the fewest padded tokens."""
     from ..batching import plan_dynamic
-    batches, _ = plan_dynamic(np.asarray(lengths), cost, max_tokens=budget, pad_multiple=1, max_length=max_length)
-    return sorted({b.padded_len for b in batches} | {max_length})
+    lengths = np.asarray(lengths)
+    batches, _ = plan_dynamic(lengths, cost, max_tokens=budget, pad_multiple=1, max_length=max_length)
+    edges = sorted({b.padded_len for b in batches} | {max_length})
+    while len(edges) > max(max_buckets, 1):
+        lows = [0] + edges[:-1]
+        extra = []
+        for i in range(len(edges) - 1):   # merging bucket i into i+1 pads bucket i's requests up to edges[i+1]
+            members = lengths[(lengths > lows[i]) & (lengths <= edges[i])]
+            extra.append(int(((edges[i + 1] - members).clip(min=0)).sum()))
+        del edges[int(np.argmin(extra))]
+    return edges
