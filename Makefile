@@ -17,7 +17,7 @@ install: $(BIN)/python
 	@echo "installed: run 'make bench' (or '$(BIN)/xlt-bench --help')"
 
 bench:
-	$(BIN)/xlt-bench run --config benchmarks/default.toml --out results/bench
+	$(BIN)/xlt-bench run --config benchmarks/default.toml --out results/bench --force
 
 test:
 	XLT_SHARED=$(SHARED) $(BIN)/python -m pytest -q
@@ -29,7 +29,7 @@ bench-pytest:
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-storage=results/pytest-benchmark --benchmark-autosave -q
 
 bench-ci:
-	$(BIN)/xlt-bench run --config benchmarks/ci.toml --out results/ci
+	$(BIN)/xlt-bench run --config benchmarks/ci.toml --cost-model results/baseline/results.json --out results/ci --force
 
 gate: bench-ci
 	$(BIN)/xlt-bench gate --baseline results/baseline/results.json --current results/ci

@@ -46,6 +46,8 @@ def test_stored_cost_model_reproduces_partitions(tmp_path, monkeypatch):
     assert again["run"]["cost_models"]["fake/fp32/cpu"]["source"].startswith("file:")
     key = ("lang", "n_batches", "padded_tokens", "max_tokens")
     per_lang = [[tuple(r[k] for k in key) for r in doc["rows"] if r["lang"] != "ALL"] for doc in (first, again)]
+    assert first["run"]["cost_models"]["fake/fp32/cpu"]["budget"] == again["run"]["cost_models"]["fake/fp32/cpu"][
+        "budget"]
     assert per_lang[0] == per_lang[1] and len(per_lang[0]) == 2
 
 
@@ -59,7 +61,7 @@ def test_stored_cost_model_of_another_backend_is_refused(tmp_path):
     path.write_text(json.dumps(CostModel(1e-3, 1e-6, key="onnxruntime/int8/cpu").to_dict()))
     with pytest.raises(InputError, match="onnxruntime/int8/cpu"):
         load_cost_model(str(path), "eager/fp32/cpu")
-    assert load_cost_model(str(path), "onnxruntime/int8/cpu").fixed_s == 1e-3
+    assert load_cost_model(str(path), "onnxruntime/int8/cpu")[0].fixed_s == 1e-3
 
 
 def test_budget_below_a_tasks_sequence_length_is_refused(tmp_path):

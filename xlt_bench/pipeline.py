@@ -271,8 +271,8 @@ def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> tuple[CostMo
     key = f"{backend.name}/{backend.dtype}/{backend.device}"
     samples: list = []
     if cfg.cost_model_file:
-        model = load_cost_model(cfg.cost_model_file, key)
-        budget = model.max_tokens_measured if cfg.max_tokens == "auto" else int(cfg.max_tokens)
+        model, stored_budget = load_cost_model(cfg.cost_model_file, key)
+        budget = (stored_budget or model.max_tokens_measured) if cfg.max_tokens == "auto" else int(cfg.max_tokens)
     elif not cfg.cost_model:
         model = None
         budget = cfg.batch_size * cfg.max_length if cfg.max_tokens == "auto" else int(cfg.max_tokens)
@@ -286,8 +286,9 @@ def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> tuple[CostMo
     return model, budget
 
 
-def load_cost_model(path: str, key: str) -> CostModel:
-    """A stored cost model: a results.json (its run.cost_models[key]) or one CostModel JSON."""
+def load_cost_model(path: str, key: str) -> tuple[CostModel, int | None]:
+    """A stored cost model and the budget the run that measured it chose: from a results.json (its
+    run.cost_models[key]) or one CostModel JSON."""
     import json
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -302,4 +303,4 @@ def load_cost_model(path: str, key: str) -> CostModel:
         raise InputError(f"the cost model was measured on {entry['key']}, not {key}: plans would follow another "
                          "backend's costs", file=path, field="cost_model_file")
     model = CostModel.from_dict(entry)
-    return CostModel(**{**model.to_dict(), "source": f"file:{path}", "key": key})
+    return CostModel(**{**model.to_dict(), "source": f"file:{path}", "key": key}), entry.get("budget")
