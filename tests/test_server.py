@@ -64,9 +64,10 @@ def test_md1_formula_holds_for_the_arrival_process():
 @pytest.mark.parametrize("rho", [0.5, 0.8])
 def test_mean_queue_wait_of_none_matches_md1(bundle, rho):
     """No batching + deterministic service (the fake sleeps 3 ms) = M/D/1. The harness's measured mean wait must
-    equal the exact FIFO replay of the same arrivals with the service times it measured (within 10%: what is left
-    is the loop's own admission overhead), and the M/D/1 formula at the measured utilisation within 20% (one 12 s
-    sample: at rho = 0.8 the sample mean of one run moves +-15% with the seed; the test above pins the formula)."""
+    equal (within 10%) the exact FIFO replay of the same arrivals with the service times it measured (what is left
+    is the loop's own admission overhead) and with a constant service time, the D of M/D/1. One 12 s sample's mean
+    wait at rho = 0.8 moves +-15% with the seed, so the formula itself is pinned by the long run above, and here
+    only loosely (30%)."""
     backend = _fake(bundle, 3.0)
     ids, langs = _pool()
     arrivals = poisson_arrivals(rho / 0.0031, 12.0, seed=7)
@@ -77,9 +78,11 @@ def test_mean_queue_wait_of_none_matches_md1(bundle, rho):
     replay_ms = _lindley_waits(arrivals, services).mean() * 1000.0
     assert stats["mean_queue_wait_ms"] == pytest.approx(replay_ms, rel=0.10)
     service = float(np.mean(services))
+    deterministic_ms = _lindley_waits(arrivals, np.full(len(arrivals), service)).mean() * 1000.0
+    assert stats["mean_queue_wait_ms"] == pytest.approx(deterministic_ms, rel=0.10)
     rho_measured = len(arrivals) / 12.0 * service
     theory_ms = rho_measured / (2 * (1 / service) * (1 - rho_measured)) * 1000.0
-    assert stats["mean_queue_wait_ms"] == pytest.approx(theory_ms, rel=0.20)
+    assert stats["mean_queue_wait_ms"] == pytest.approx(theory_ms, rel=0.30)
 
 
 def test_percentiles_do_not_depend_on_a_slow_harness(bundle):
