@@ -134,7 +134,10 @@ def test_all_row_sums_tokens_and_time_and_pools_latencies():
     assert row["wall_s"] == pytest.approx(2.0) and row["throughput_tok_s"] == pytest.approx(200.0)
     assert row["latency_ms_p50"] == pytest.approx(1000.0)  # median of [500, 1500]
     assert row["flops_useful"] == en["flops_useful"] + th["flops_useful"]
-    assert row["mfu"] == pytest.approx(row["flops_useful"] / 2.0 / 1e9)
+    # By hand (hidden 8, 1 layer, ffn 16, 3 labels): per sequence 1024 L + 32 L^2 + head 176 FLOPs.
+    # en: 10 x L=10 -> 10 x 13,616; th: 10 x L=30 -> 10 x 59,696; 733,120 useful FLOPs over 2 s at a 1 GFLOP/s peak.
+    assert row["flops_useful"] == 733_120
+    assert row["mfu"] == pytest.approx(733_120 / 2.0 / 1e9)
 
 
 def test_timed_tracker_brackets_the_timed_passes_only():
