@@ -330,3 +330,18 @@ def test_scenario_is_part_of_the_key():
     from xlt_bench.schema import row_key
     assert row_key(offline)[0] == "offline" and row_key(train)[0] == "train"
     assert row_key({**offline, "scenario": "server", "offered_qps": 8.0})[-1] == "8qps"
+
+
+def test_gate_on_max_qps_ratio_between_policies():
+    def server_row(policy, qps_max, offered):
+        row = make_row("dynamic", 100.0, 0.1, None)
+        row.update(scenario="server", policy=policy, batching=policy, offered_qps=offered,
+                   max_sustainable_qps=qps_max)
+        return row
+
+    base = make_doc([server_row("token-budget", 10.0, 8.0), server_row("length-bucketed", 20.0, 8.0)])
+    same = compare_runs(base, base, [KNOWN_METRICS["max_qps_ratio"]])
+    assert [r["key"] for r in same.rows] == ["server/xnli/ALL/eager/fp32/length-bucketed/token-budget"]
+    assert same.rows[0]["current"] == 2.0 and same.exit_code == 0
+    worse = make_doc([server_row("token-budget", 10.0, 8.0), server_row("length-bucketed", 12.0, 8.0)])
+    assert compare_runs(base, worse, [KNOWN_METRICS["max_qps_ratio"]]).exit_code == 1   # 2.0 -> 1.2: -40%

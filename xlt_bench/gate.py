@@ -25,7 +25,7 @@ from .metric_defs import METRICS
 from .schema import ALL_LANGS, ROW_KEY, row_key
 
 # Ratios of two timed passes: reruns are combined by their median, not their best.
-RATIO_METRICS = ("speedup",)
+RATIO_METRICS = ("speedup", "max_qps_ratio")
 # The batching every other strategy's speedup is measured against, in order of preference.
 SPEEDUP_REFERENCES = ("static", "static-longest")
 
@@ -77,6 +77,8 @@ KNOWN_METRICS: dict[str, Check] = {
     "latency_ms_p50": _check("latency_ms_p50", 1.00, aggregate_only=True),
     "latency_ms_p90": _check("latency_ms_p90", 1.00, aggregate_only=True),
     "j_per_1k_tokens": _check("j_per_1k_tokens", 0.50, aggregate_only=True),
+    # Server runs: each policy's max sustainable QPS ÷ that of token-budget (else none) measured in the same run.
+    "max_qps_ratio": _check("max_qps_ratio", 0.30),
 }
 DEFAULT_CHECKS: tuple[Check, ...] = tuple(KNOWN_METRICS[m] for m in ("speedup", "padding_waste", "mfu"))
 
@@ -278,7 +280,30 @@ def metric_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[tuple[str, ..
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 table.setdefault(metric, {})[key] = float(value)
     table["speedup"] = speedups(rows)
+    table["max_qps_ratio"] = max_qps_ratios(rows)
     return table
+
+
+# The policy every other policy's max sustainable QPS is measured against, in order of preference.
+POLICY_REFERENCES = ("token-budget", "none")
+
+
+def max_qps_ratios(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
+    """Server rows: max sustainable QPS of each policy ÷ the reference policy's, per (task, backend, dtype) of one
+    run. The key's batching reads e.g. "length-bucketed/token-budget"."""
+    best: dict[tuple[str, ...], dict[str, float]] = {}
+    for row in rows:
+        q = row.get("max_sustainable_qps")
+        if row.get("scenario") == "server" and isinstance(q, (int, float)) and q > 0:
+            group = ("server", str(row["task"]), "ALL", str(row["backend"]), str(row["dtype"]))
+            best.setdefault(group, {})[str(row["policy"])] = float(q)
+    out: dict[tuple[str, ...], float] = {}
+    for group, by_policy in best.items():
+        reference = next((p for p in POLICY_REFERENCES if p in by_policy), None)
+        for policy, q in by_policy.items():
+            if reference and policy != reference:
+                out[group + (f"{policy}/{reference}",)] = q / by_policy[reference]
+    return out
 
 
 def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:

@@ -75,6 +75,8 @@ for _m in (
     Metric("warmup_s", "s", "none", "sum", "seconds spent warming new padded shapes", _ALL_SCENARIOS),
     Metric("tokenize_s", "s", "none", "sum", "tokenization time, outside the timed region", _ALL_SCENARIOS),
     Metric("n_truncated", "sequences", "lower", "sum", "sequences cut at --max-length", _ALL_SCENARIOS),
+    Metric("max_qps_ratio", "x", "higher", "none",
+           "a server policy's max sustainable QPS / token-budget's (else none's), in the same run", ("server",)),
     # Derived in the gate and report (a ratio of two rows measured side by side in one run).
     Metric("speedup", "x", "higher", "none", "useful tok/s of a batching / that of static in the same run",
            ("offline", "train")),
