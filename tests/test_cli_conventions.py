@@ -66,3 +66,23 @@ def test_tatoeba_lines_are_stripped(tmp_path):
     (tmp_path / "tatoeba").mkdir()
     (tmp_path / "tatoeba" / "de.jsonl").write_text(json.dumps({"text": "Hallo Welt\n", "en": " Hello world\n"}) + "\n")
     assert load_local(tmp_path, get_task("tatoeba"), "de") == [{"text": "Hallo Welt", "en": "Hello world"}]
+
+
+def test_print_config_round_trips(tmp_path, capsys):
+    assert main(["run", "--print-config", "--model", "tiny-xlmr", "--batch-size", "8", "--langs", "en,de"]) == 0
+    path = tmp_path / "c.toml"
+    path.write_text(capsys.readouterr().out)
+    from xlt_bench.config import RunConfig, build_config
+    cfg = build_config(str(path))
+    assert cfg.model == "tiny-xlmr" and cfg.batch_size == 8 and cfg.langs == ("en", "de")
+    assert cfg.to_dict() == RunConfig(model="tiny-xlmr", batch_size=8, langs=("en", "de")).to_dict()
+
+
+def test_dry_run_checks_everything_and_measures_nothing(tmp_path, capsys, monkeypatch):
+    import xlt_bench.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("a dry run measured"))
+    assert main(["run", "--dry-run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "en,th",
+                 "--backends", "eager", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "xnli: 2 language(s) en th" in out and "FLOPs" in out and not (tmp_path / "o").exists()
+    assert main(["run", "--dry-run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "xx"]) == 2

@@ -62,6 +62,10 @@ def _add_run_parser(sub) -> None:
                    help="dynamic batching: skip the start-up cost probe; plans are a greedy fill of the budget "
                         "(auto budget: batch_size x max_length)")
     p.add_argument("--no-report", action="store_true", help="write results only, no report")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check config, data, tokenizer, model and --out, print what would run and its FLOPs; "
+                        "measure nothing")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as TOML and exit")
     p.add_argument("--force", action="store_true",
                    help="replace a finished run in --out (swapped in only when the new run completes)")
 
@@ -170,12 +174,35 @@ def cmd_run(args) -> int:
     from .pipeline import run
     overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model", "cost_model_file"]}
     cfg = build_config(args.config, overrides)
+    if args.print_config:
+        print(config_toml(cfg))
+        return 0
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+    if args.dry_run:
+        from .preflight import describe, preflight
+        for line in describe(cfg, preflight(cfg, out, force=args.force)):
+            print(line)
+        return 0
     doc = run(cfg, out, force=args.force)
     if not args.no_report:
         _render(out)
     _print_summary(doc, out)
     return 0
+
+
+def config_toml(cfg) -> str:
+    """The resolved configuration as a TOML file `--config` accepts (unset options as comments)."""
+    import json
+    lines, tables = ["[run]"], []
+    for key, value in cfg.to_dict().items():
+        if key == "policy_options":
+            tables += [f"\n[policy.{name}]" + "".join(f"\n{k} = {json.dumps(v)}" for k, v in opts.items())
+                       for name, opts in value.items()]
+        elif value is None:
+            lines.append(f"# {key} = (unset)")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines + tables)
 
 
 def _render(out: Path) -> None:

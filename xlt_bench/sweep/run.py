@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import InputError
 from .grid import Shard, load_sweep
 from .merge import merge
+from ..preflight import estimate_flops
 from .shards import is_complete, shard_dir
 
 
@@ -52,36 +53,9 @@ def dry_run_lines(shards: list[Shard]) -> list[str]:
     lines = [f"{len(shards)} shard(s):"]
     total = 0.0
     for shard in shards:
-        flops = estimate_flops(shard)
+        flops = estimate_flops(shard.config)
         total += flops
         lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP")
     lines.append(f"total ~{total:.2e} FLOP (analytic forward FLOPs over the shipped length profiles; "
                  "divide by your machine's sustained FLOP/s for a time)")
     return lines
-
-
-def estimate_flops(shard: Shard) -> float:
-    import numpy as np
-
-    from ..flops import EncoderShape, executed_flops, useful_flops
-    from ..models import HEAD_FOR_KIND, PRESETS, preset_config
-    from ..synthetic import available_profiles, lengths_from_hist
-    from ..tasks import get_task, resolve_langs
-    cfg = shard.config
-    if cfg.model not in PRESETS:
-        return float("nan")
-    profiles, total = available_profiles(), 0.0
-    for task in cfg.tasks:
-        spec = get_task(task)
-        shape = EncoderShape.from_config(preset_config(cfg.model), HEAD_FOR_KIND[spec.kind], max(spec.num_labels, 1))
-        for lang in resolve_langs(spec, cfg.langs):
-            if (task, lang) not in profiles:
-                continue
-            hist = profiles[(task, lang)].get("hist")
-            if hist is None:
-                continue
-            lengths = np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length)
-            for batching in cfg.batching:
-                total += (executed_flops(shape, [(len(lengths), cfg.max_length)]) if batching == "static"
-                          else useful_flops(shape, lengths.tolist()))
-    return total * max(cfg.min_repeats, 1)
