@@ -86,3 +86,14 @@ def test_dry_run_checks_everything_and_measures_nothing(tmp_path, capsys, monkey
     out = capsys.readouterr().out
     assert "xnli: 2 language(s) en th" in out and "FLOPs" in out and not (tmp_path / "o").exists()
     assert main(["run", "--dry-run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "xx"]) == 2
+
+
+def test_readme_lists_every_run_option():
+    from pathlib import Path
+
+    from xlt_bench.cli import build_parser
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    run = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "run")[1]
+    options = {s for action in run._actions for s in action.option_strings if s.startswith("--")}
+    missing = sorted(o for o in options - {"--help", "--verbose", "--quiet"} if f"`{o}" not in readme)
+    assert not missing, f"README does not mention {missing}"
