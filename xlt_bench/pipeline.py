@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,7 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
             if not rows:
                 skipped = "; ".join(f"{s['task']}/{s['lang']}: {s['reason']}" for s in run_meta["skipped"])
                 raise InputError(f"nothing was measured ({skipped or 'no languages selected'})", field="langs")
+            _stop_if_terminated()
             rows.extend(_aggregate(cfg, rows))
             run_meta["incomplete"] = False
             finish_metadata(run_meta, started)
@@ -139,10 +141,19 @@ def _write_incomplete(out_dir: Path, run_meta: dict, rows: list[dict[str, Any]],
         log.warning("could not write %s: %s", out_dir / INCOMPLETE, err)
 
 
+_TERMINATED = threading.Event()
+
+
 @contextmanager
 def _sigterm_as_interrupt():
-    """SIGTERM (what `timeout` and CI cancellation send) ends the run like Ctrl-C: partial rows are kept."""
+    """SIGTERM (what `timeout` and CI cancellation send) ends the run like Ctrl-C: partial rows are kept.
+
+    The handler raises where the signal lands; if that is inside code that swallows exceptions (a __del__ during
+    garbage collection), the flag it sets is checked again before every backend and before results are written."""
+    _TERMINATED.clear()
+
     def handler(signum, frame):
+        _TERMINATED.set()
         raise RunTerminated()
 
     try:
@@ -154,6 +165,11 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_if_terminated() -> None:
+    if _TERMINATED.is_set():
+        raise RunTerminated()
 
 
 def _breakdown(clock: StageClock, rows: list[dict[str, Any]], run_meta: dict) -> dict[str, float]:
@@ -218,6 +234,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
     rows: list[dict[str, Any]] = []
     outputs: dict[tuple, list[np.ndarray]] = {}
     for backend_name, dtype in plan.pairs:
+        _stop_if_terminated()
         if not workload.sets:
             break
         backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
