@@ -114,3 +114,18 @@ def test_every_language_in_shared_data_has_metadata():
     assert langs, "no jsonl files found"
     missing = sorted(code for code in langs if get_language(code) is None)
     assert missing == []
+
+
+# Checked by hand against Joshi et al. 2020's lang2tax list (names as the list spells them): the three classes the
+# issue doubted (gu, ml, ht), and neighbours that are easy to mistype.
+@pytest.mark.parametrize(("code", "lang2tax_name", "cls"), [
+    ("gu", "Gujarati", 1), ("ml", "Malayalam", 1), ("ht", "Haitian", 2), ("pa", "Eastern Punjabi", 2),
+    ("te", "Telugu", 1), ("my", "Burmese", 1), ("wo", "Wolof", 2), ("eu", "Basque", 4), ("zh", "Mandarin", 5),
+])
+def test_resource_classes_match_lang2tax(code, lang2tax_name, cls):
+    assert LANGUAGES[code].resource_class == cls, lang2tax_name
+
+
+def test_no_class_left_unchecked():
+    import xlt_bench.languages as module
+    assert "unsure" not in Path(module.__file__).read_text(encoding="utf-8")

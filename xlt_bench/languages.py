@@ -8,9 +8,13 @@ Sources:
   Evaluation"), 50 languages: the 40 of XTREME (Hu et al. 2020) plus az, gu, lt, pa, pl, ro, uk (PAN-X, UD-POS,
   Tatoeba, Mewsli-X), ht, qu (XCOPA) and wo (UD-POS).
 - Resource class: Joshi et al. 2020, "The State and Fate of Linguistic Diversity and Inclusion in the NLP World"
-  (ACL 2020), classes 0 (left behind) to 5 (winners), as published in their lang2tax list. That list is keyed by
-  language name; the mapping to codes here was done by hand. Classes we could not confirm against the list are
-  marked ``# unsure`` where they are set.
+  (ACL 2020), classes 0 (left-behind) to 5 (winners), from their list
+  https://microsoft.github.io/linguisticdiversity/assets/lang2tax.txt (one "name,class" line per language). The list
+  is keyed by language name; the mapping to codes was done by hand and all 50 classes were checked against a copy
+  of the list (github.com/MaLA-LM/LangResourceAtlas, Joshi-et-al/Joshi-et-al-6-classes.json: lang2tax's names and
+  classes, grouped by class). Names used there: Mandarin for zh, Eastern Punjabi for pa. The list has two entries
+  for ht: "Haitian" (class 2) and "Haitian Creole" (class 0); we take "Haitian", the ISO 639-3 reference name of
+  `hat`, as the list does for every other language.
 - Family: top-level family as in Glottolog, with two conventional exceptions also used by XTREME's language table:
   Atlantic-Congo languages are labelled by the wider Niger-Congo grouping, and Haitian is labelled "Creole"
   (Glottolog and WALS do not put creoles inside their lexifier's family).
@@ -61,10 +65,10 @@ _XTREME_R_TABLE: tuple[tuple[str, str, str, str, str, int], ...] = (
     ("fa", "Persian", "Indo-European", "Iranian", "Arab", 4),
     ("fi", "Finnish", "Uralic", "Finnic", "Latn", 4),
     ("fr", "French", "Indo-European", "Romance", "Latn", 5),
-    ("gu", "Gujarati", "Indo-European", "Indic", "Gujr", 1),  # unsure: 1, not re-checked against lang2tax
+    ("gu", "Gujarati", "Indo-European", "Indic", "Gujr", 1),
     ("he", "Hebrew", "Afro-Asiatic", "Semitic", "Hebr", 3),
     ("hi", "Hindi", "Indo-European", "Indic", "Deva", 4),
-    ("ht", "Haitian Creole", "Creole", "French-based creole", "Latn", 2),  # unsure: 1 or 2 in secondary copies
+    ("ht", "Haitian Creole", "Creole", "French-based creole", "Latn", 2),  # lang2tax "Haitian"; see above
     ("hu", "Hungarian", "Uralic", "Ugric", "Latn", 4),
     ("id", "Indonesian", "Austronesian", "Malayo-Sumbawan", "Latn", 3),
     ("it", "Italian", "Indo-European", "Romance", "Latn", 4),
@@ -74,7 +78,7 @@ _XTREME_R_TABLE: tuple[tuple[str, str, str, str, str, int], ...] = (
     ("kk", "Kazakh", "Turkic", "Turkic", "Cyrl", 3),
     ("ko", "Korean", "Koreanic", "Korean", "Hang", 4),
     ("lt", "Lithuanian", "Indo-European", "Baltic", "Latn", 3),
-    ("ml", "Malayalam", "Dravidian", "Southern Dravidian", "Mlym", 1),  # unsure: 1, not re-checked
+    ("ml", "Malayalam", "Dravidian", "Southern Dravidian", "Mlym", 1),
     ("mr", "Marathi", "Indo-European", "Indic", "Deva", 2),
     ("ms", "Malay", "Austronesian", "Malayo-Sumbawan", "Latn", 3),
     ("my", "Burmese", "Sino-Tibetan", "Burmese-Lolo", "Mymr", 1),
