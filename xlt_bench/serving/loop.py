@@ -46,6 +46,18 @@ def serve(backend, policy: Policy, requests: list[Request], pool_ids: list[np.nd
     """Serve `requests` (sorted by arrival) until all complete or `stop_at` seconds have passed.
 
     `harness_delay_s` is a testing aid: an extra pause after every batch, as a slow harness would add."""
+    import gc
+    gc_was_enabled = gc.isenabled()
+    gc.disable()   # a collection pause mid-run would be measured as queueing that the server did not cause
+    try:
+        return _serve(backend, policy, requests, pool_ids, pool_types, pad_id, stop_at, harness_delay_s)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _serve(backend, policy: Policy, requests: list[Request], pool_ids, pool_types, pad_id: int, stop_at: float,
+           harness_delay_s: float) -> ServerRun:
     result = ServerRun(requests=requests)
     queue: list[Request] = []
     upcoming = 0
