@@ -1,14 +1,26 @@
-"""Build steps for the ONNX Runtime backend: export, transformer fusions, int8 / fp16 conversion.
+"""Build steps for the ONNX Runtime backends: export, transformer fusions, int8 / fp16 conversion.
 
 Exporter: `torch.onnx.export(..., dynamo=False)`, the TorchScript-based exporter. It exports `BenchEncoder` itself, so
 every head (pooled mean, stacked span logits) is the same graph eager runs, with dynamic batch and sequence axes; it
-needs no onnxscript, and ONNX Runtime's BERT fusion patterns are written against its output. optimum's exporter would
-export the bare transformers model, whose outputs differ from BenchEncoder's for the pooled and span heads.
+needs no onnxscript, and ONNX Runtime's BERT fusion patterns are written against its output. (The `optimum` backend
+exports the bare transformers model instead: optimum_ort.py.)
+
+Memory: each step runs in a fresh Python process (`run_step`). Exporting and optimising hold several copies of the
+weights (traced graph, serialised protobuf, the optimiser's model), ~5 GB for xlmr-base; in a child process that
+memory goes back to the OS when the step ends instead of staying in the benchmark's heap. The child gets the model
+as a `save_pretrained` copy (safetensors) in the cache directory. Models are stored with their weights in one external
+data file, which ONNX Runtime memory-maps: pages of the 768 MB XLM-R embedding table that no token touches are never
+read, so a session of xlmr-base holds ~0.6 GB instead of ~1.9 GB (measured, README "ONNX Runtime and optimum").
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import json
+import subprocess
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,8 +32,8 @@ from ..models import ModelBundle
 OPSET = 17  # first opset with LayerNormalization as one op; ORT's fusions accept it
 EXPORTER = "torch.onnx.export(dynamo=False)"
 MODEL_FILE = "model.onnx"
-# Protobuf caps a model file at 2 GiB; larger models (xlmr-large) keep their weights in one external file.
-EXTERNAL_DATA_BYTES = 1_800_000_000
+# Weights live beside the graph in this file (memory-mapped by ONNX Runtime; no 2 GiB protobuf limit).
+DATA_FILE = "model.onnx.data"
 # Fused operators worth counting: ORT's BERT optimiser reports these.
 FUSED_OPS = ("Attention", "MultiHeadAttention", "EmbedLayerNormalization", "SkipLayerNormalization",
              "LayerNormalization", "BiasGelu", "Gelu", "FastGelu")
@@ -30,14 +42,89 @@ FUSED_OPS = ("Attention", "MultiHeadAttention", "EmbedLayerNormalization", "Skip
 # cannot type the outputs of ORT's fused (com.microsoft) ops, so the quantiser is told they are float (TensorProto 1).
 INT8_SETTINGS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False,
                  "extra_options": {"MatMulConstBOnly": True, "DefaultTensorType": 1}}
+# Steps a child process may run (python -m xlt_bench.backends.onnx_build JOB.json): nothing else is importable.
+STEPS = {"export": "xlt_bench.backends.onnx_build:step_export",
+         "optimise": "xlt_bench.backends.onnx_build:step_optimise",
+         "int8": "xlt_bench.backends.onnx_build:step_int8",
+         "fp16": "xlt_bench.backends.onnx_build:step_fp16",
+         "optimum": "xlt_bench.backends.optimum_ort:step_build"}
 
 
 def input_names(bundle: ModelBundle) -> list[str]:
     return ["input_ids", "attention_mask"] + (["token_type_ids"] if bundle.takes_token_types else [])
 
 
-def is_large(bundle: ModelBundle) -> bool:
-    return sum(p.numel() * 4 for p in bundle.module.parameters()) > EXTERNAL_DATA_BYTES
+# ---- running a step in a child process ---------------------------------------------------------------------------
+def run_step(step: str, **kwargs: Any) -> dict[str, Any]:
+    """Run one build step in a fresh interpreter; returns the step's facts plus the child's peak RSS (bytes)."""
+    if step not in STEPS:
+        raise ValueError(f"unknown ONNX build step '{step}'")
+    with tempfile.TemporaryDirectory(prefix="xlt-onnx-step-") as work:
+        job, result = Path(work) / "job.json", Path(work) / "result.json"
+        job.write_text(json.dumps({"step": step, "kwargs": kwargs, "result": str(result)}))
+        proc = subprocess.run([sys.executable, "-m", "xlt_bench.backends.onnx_build", str(job)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not result.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"ONNX build step '{step}' failed in its subprocess (exit {proc.returncode}):\n{tail}")
+        return json.loads(result.read_text())
+
+
+def peak_rss_bytes() -> int:
+    """VmHWM of this process: the most resident memory it ever held."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _child_main(job_path: str) -> None:
+    job = json.loads(Path(job_path).read_text())
+    module_name, func_name = STEPS[job["step"]].split(":")
+    facts = getattr(importlib.import_module(module_name), func_name)(**job["kwargs"]) or {}
+    facts["peak_rss_bytes"] = peak_rss_bytes()
+    Path(job["result"]).write_text(json.dumps(facts))
+
+
+def save_for_export(bundle: ModelBundle, directory: Path) -> None:
+    """The bundle's transformers model as a local copy (config + safetensors) a child process can load."""
+    from safetensors.torch import save_model
+
+    model = bundle.module.model
+    directory.mkdir(parents=True, exist_ok=True)
+    # Not model.save_pretrained: it writes architectures/dtype into the live config, which is the cache key.
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(str(directory))
+    save_model(model, str(directory / "model.safetensors"), metadata={"format": "pt"})
+
+
+def load_saved(model_dir: str, head: str, num_labels: int, attn: str | None) -> ModelBundle:
+    from ..models import load_pretrained
+    bundle = load_pretrained(model_dir, head, num_labels, attn)
+    bundle.module.to(torch.float32)
+    return bundle
+
+
+# ---- steps (run in the child) ------------------------------------------------------------------------------------
+def step_export(model_dir: str, head: str, num_labels: int, attn: str | None, dst: str) -> dict[str, Any]:
+    export_onnx(load_saved(model_dir, head, num_labels, attn), Path(dst))
+    return {}
+
+
+def step_optimise(src: str, dst: str, num_heads: int, hidden_size: int, use_gpu: bool) -> dict[str, Any]:
+    return {"fusions": optimise_bert(Path(src), Path(dst), num_heads, hidden_size, use_gpu)}
+
+
+def step_int8(src: str, dst: str) -> dict[str, Any]:
+    quantise_int8(Path(src), Path(dst))
+    return {}
+
+
+def step_fp16(src: str, dst: str) -> dict[str, Any]:
+    convert_fp16(Path(src), Path(dst))
+    return {}
 
 
 def export_onnx(bundle: ModelBundle, path: Path) -> None:
@@ -56,15 +143,14 @@ def export_onnx(bundle: ModelBundle, path: Path) -> None:
                           dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
 
 
-def optimise_bert(src: Path, dst: Path, bundle: ModelBundle, use_gpu: bool) -> dict[str, int]:
+def optimise_bert(src: Path, dst: Path, num_heads: int, hidden_size: int, use_gpu: bool) -> dict[str, int]:
     """ORT's transformer optimiser (model_type "bert" covers BERT and XLM-R); returns fused-op counts."""
     from onnxruntime.transformers import optimizer
 
-    cfg = bundle.config
     # opt_level=0: only the Python fusions, so the stored graph stays EP-neutral; the session applies the rest.
-    model = optimizer.optimize_model(str(src), model_type="bert", num_heads=cfg.num_attention_heads,
-                                     hidden_size=cfg.hidden_size, opt_level=0, use_gpu=use_gpu)
-    save_model(model.model, dst, is_large(bundle))
+    model = optimizer.optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+                                     opt_level=0, use_gpu=use_gpu)
+    save_model(model.model, dst)
     return fused_op_counts(model.model)
 
 
@@ -76,28 +162,38 @@ def fused_op_counts(model: Any) -> dict[str, int]:
     return counts
 
 
-def quantise_int8(src: Path, dst: Path, large: bool) -> None:
+def quantise_int8(src: Path, dst: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     settings = dict(INT8_SETTINGS, weight_type=QuantType.QInt8)
-    quantize_dynamic(str(src), str(dst), use_external_data_format=large, **settings)
+    tmp = dst.with_name("int8-" + dst.name)
+    quantize_dynamic(str(src), str(tmp), use_external_data_format=True, **settings)
+    save_model(onnx.load(str(tmp)), dst)  # its weights into DATA_FILE, as every entry names them
+    for leftover in (tmp, tmp.with_name(tmp.name + ".data")):
+        leftover.unlink(missing_ok=True)
 
 
-def convert_fp16(src: Path, dst: Path, large: bool) -> None:
+def convert_fp16(src: Path, dst: Path) -> None:
     """fp16 weights and activations for CUDA; inputs stay int64 and the output stays fp32 (keep_io_types)."""
     import onnx
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = OnnxModel(onnx.load(str(src)))
     model.convert_float_to_float16(keep_io_types=True)
-    save_model(model.model, dst, large)
+    save_model(model.model, dst)
 
 
-def save_model(model: Any, path: Path, large: bool) -> None:
-    """Save through ORT's OnnxModel: it declares the com.microsoft opset the fused ops need and keeps the weights
-    of a large model in one external file."""
+def save_model(model: Any, path: Path) -> None:
+    """Save through ORT's OnnxModel (it declares the com.microsoft opset the fused ops need), weights in DATA_FILE
+    beside the graph."""
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     wrapped = OnnxModel(model)
     wrapped.topological_sort()
-    OnnxModel.save(wrapped.model, str(path), save_as_external_data=large, all_tensors_to_one_file=True)
+    assert path.name + ".data" == DATA_FILE  # OnnxModel names the external file after the graph file
+    OnnxModel.save(wrapped.model, str(path), save_as_external_data=True, all_tensors_to_one_file=True)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

@@ -35,7 +35,8 @@ def weights_digest(module: torch.nn.Module) -> str:
             continue
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())  # hashed in place: .tobytes() would copy the 768 MB embedding
     return h.hexdigest()
 
 

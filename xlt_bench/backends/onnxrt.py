@@ -26,7 +26,7 @@ from .onnx_cache import digest_json, get_or_build, read_manifest, weights_digest
 
 EXTRA = "xlt-bench[onnxruntime]"
 # Bump when the build recipe changes in a way the versions below do not capture.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: weights in an external data file, built in child processes
 
 
 def require(module_name: str):
@@ -36,6 +36,12 @@ def require(module_name: str):
     except ImportError as exc:
         raise InputError(f"backend 'onnxruntime' needs '{exc.name or module_name}', which is not installed; "
                          f"install it with: pip install '{EXTRA}'", field="backends") from None
+
+
+def build_text(manifest: dict[str, Any]) -> str:
+    peaks = manifest.get("build_peak_rss_bytes", {})
+    return "built now" + ("" if not peaks else ", in subprocesses peaking at " + ", ".join(
+        f"{step} {value / 2**30:.1f} GiB" for step, value in peaks.items()))
 
 
 class OnnxRuntimeBackend(Backend):
@@ -55,7 +61,8 @@ class OnnxRuntimeBackend(Backend):
         manifest = read_manifest(self.model_dir)
         self.fusions = manifest.get("fusions", {})
         self.notes.append(f"onnxruntime {self.dtype}: model {self.model_dir.name[:12]} "
-                          f"({'built now' if self.built_now else 'from cache'}); fused ops {self._fusion_text()}")
+                          f"({build_text(manifest) if self.built_now else 'from cache'}); "
+                          f"fused ops {self._fusion_text()}")
         self.session = ort.InferenceSession(str(self.model_dir / onnx_build.MODEL_FILE), self._options(ort),
                                             providers=self._providers())
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -88,23 +95,31 @@ class OnnxRuntimeBackend(Backend):
             entry, built = get_or_build(root, key, self._build_fp32, recipe)
         else:
             base = self._build("fp32") / onnx_build.MODEL_FILE
-            large = onnx_build.is_large(self.bundle)
-            convert = onnx_build.quantise_int8 if dtype == "int8" else onnx_build.convert_fp16
-            entry, built = get_or_build(root, key, lambda tmp: self._derive(convert, base, tmp, large), recipe)
+            entry, built = get_or_build(root, key, lambda tmp: self._derive(dtype, base, tmp), recipe)
         self.built_now = built
         return entry
 
     def _build_fp32(self, tmp: Path) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(dir=tmp.parent) as export_dir:
-            exported = Path(export_dir) / onnx_build.MODEL_FILE
-            onnx_build.export_onnx(self.bundle, exported)
-            fusions = onnx_build.optimise_bert(exported, tmp / onnx_build.MODEL_FILE, self.bundle,
-                                               use_gpu=self.device == "cuda")
-        return {"fusions": fusions}
+        """Export and fuse, each in a child process (onnx_build.run_step): their memory dies with the child."""
+        cfg = self.bundle.config
+        with tempfile.TemporaryDirectory(dir=tmp.parent) as work:
+            work = Path(work)
+            onnx_build.save_for_export(self.bundle, work / "hf")
+            exported = work / "export" / onnx_build.MODEL_FILE
+            exported.parent.mkdir()
+            export = onnx_build.run_step("export", model_dir=str(work / "hf"), head=self.bundle.head,
+                                         num_labels=self.bundle.num_labels, attn=getattr(self.bundle, "attn", None),
+                                         dst=str(exported))
+            fused = onnx_build.run_step("optimise", src=str(exported), dst=str(tmp / onnx_build.MODEL_FILE),
+                                        num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size,
+                                        use_gpu=self.device == "cuda")
+        peaks = {"export": export["peak_rss_bytes"], "optimise": fused["peak_rss_bytes"]}
+        return {"fusions": fused["fusions"], "build_peak_rss_bytes": peaks}
 
-    def _derive(self, convert, base: Path, tmp: Path, large: bool) -> dict[str, Any]:
-        convert(base, tmp / onnx_build.MODEL_FILE, large)
-        return {"fusions": read_manifest(base.parent).get("fusions", {}), "derived_from": base.parent.name}
+    def _derive(self, dtype: str, base: Path, tmp: Path) -> dict[str, Any]:
+        facts = onnx_build.run_step(dtype, src=str(base), dst=str(tmp / onnx_build.MODEL_FILE))
+        return {"fusions": read_manifest(base.parent).get("fusions", {}), "derived_from": base.parent.name,
+                "build_peak_rss_bytes": {dtype: facts["peak_rss_bytes"]}}
 
     def _fusion_text(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in self.fusions.items() if v) or "none"
@@ -165,4 +180,8 @@ class OnnxRuntimeBackend(Backend):
             binding.synchronize_outputs()
 
     def close(self) -> None:
+        """Drop the session (its weights, prepacked GEMM buffers and arena) and anything bound to it; the mapped
+        weight file is unmapped with it."""
         self.session = None
+        self._last_binding = None
+        self._run_options = None
