@@ -179,6 +179,62 @@ def test_hf_hub_offline_fails_fast_with_a_clear_message(monkeypatch):
     assert "--data local:DIR" in str(exc.value)
 
 
+def _save_lareqa(hub_dir, lang: str, contexts: list[str], answers: list[str]) -> None:
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({
+        "id": [str(i) for i in range(len(contexts))], "question": ["q?"] * len(contexts), "context": contexts,
+        "answers": [{"text": [a], "answer_start": [c.index(a)]} for c, a in zip(contexts, answers)]})
+    datasets.DatasetDict({"validation": ds}).save_to_disk(str(hub_dir / "google-research-datasets/xquad_r" / lang))
+
+
+def test_hf_lareqa_sentence_rebuild_fails_for_hindi_so_rows_say_unreliable(hub_dir, tiny_vocab_file):
+    """Hindi ends sentences with '।', which the hub path's regex does not split at: the whole context comes back
+    as the 'answer sentence'. Such rows (and only hi/th/zh rows) carry the unreliability note."""
+    from xlt_bench.config import RunConfig
+    from xlt_bench.pipeline import run
+    hindi = "राम घर गया। सीता लंदन में रहती है। बारिश हुई।"
+    _save_lareqa(hub_dir, "hi", [hindi] * 2, ["लंदन"] * 2)
+    _save_lareqa(hub_dir, "de", ["Paris is big. Ann lives in London. It rains."] * 2, ["London"] * 2)
+    assert load_examples("hf", get_task("lareqa"), "hi", 1)[0]["en"] == hindi       # not "सीता लंदन में रहती है।"
+    cfg = RunConfig(model="tiny-mbert", tokenizer=str(tiny_vocab_file), data="hf", tasks=("lareqa",),
+                    langs=("hi", "de"), backends=("fake",), batching=("static",), cost_model=False, threads=1)
+    doc = run(cfg, hub_dir / "run")
+    notes = {r["lang"]: " ".join(r["notes"]) for r in doc["rows"]}
+    assert "accuracy unreliable" in notes["hi"] and "5%" in notes["hi"] and "sentence_breaks" in notes["hi"]
+    assert "unreliable" not in notes["de"]
+    from xlt_bench.report import render_run
+    render_run(hub_dir / "run")
+    assert "accuracy unreliable" in (hub_dir / "run" / "report.md").read_text(encoding="utf-8")
+
+
+def test_hf_caveats_only_for_hub_data():
+    from xlt_bench.dataset import source_caveats
+    udpos, lareqa = get_task("udpos"), get_task("lareqa")
+    greek = " ".join(source_caveats("hf", udpos, "el"))
+    assert "Ancient Greek" in greek and "fused" in greek and "local:DIR" in greek
+    assert "Classical Chinese" in " ".join(source_caveats("hf", udpos, "zh"))
+    assert len(source_caveats("hf", udpos, "de")) == 1                     # the token-splitting note only
+    assert [len(source_caveats("hf", lareqa, lang)) for lang in ("hi", "th", "zh", "de")] == [1, 1, 1, 0]
+    assert source_caveats("local:/x", udpos, "el") == [] and source_caveats("synthetic", lareqa, "th") == []
+
+
+def test_hf_udpos_greek_rows_carry_the_ancient_greek_note(hub_dir, tiny_vocab_file):
+    datasets = pytest.importorskip("datasets")
+    from xlt_bench.config import RunConfig
+    from xlt_bench.tasks import UPOS_TAGS
+    from xlt_bench.pipeline import run
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "pos_tags": datasets.Sequence(datasets.ClassLabel(names=list(UPOS_TAGS)))})
+    ds = datasets.Dataset.from_dict({"tokens": [["the", "cat", "sat"]] * 2, "pos_tags": [[5, 7, 15]] * 2},
+                                    features=features)
+    datasets.DatasetDict({"test": ds}).save_to_disk(str(hub_dir / "google/xtreme/udpos.Greek"))
+    assert load_examples("hf", get_task("udpos"), "el", None)[0]["tags"] == [5, 7, 15]
+    cfg = RunConfig(model="tiny-mbert", tokenizer=str(tiny_vocab_file), data="hf", tasks=("udpos",), langs=("el",),
+                    backends=("fake",), batching=("static",), cost_model=False, threads=1)
+    rows = run(cfg, hub_dir / "run")["rows"]
+    assert all(any("Ancient Greek" in n for n in r["notes"]) for r in rows if r["lang"] == "el")
+
+
 # --- real data ---------------------------------------------------------------------------------------------------
 
 def test_real_shared_files_load(xtreme_dir):

@@ -1,26 +1,8 @@
 """Load task examples from local JSONL files or from Hugging Face `datasets`, validated into one plain layout.
 
-Local data (`--data local:DIR`) is one JSON object per line in `DIR/<task>/<lang>.jsonl`:
-
-- pair tasks (xnli, pawsx): `{"text_a": str, "text_b": str, "label": L}` where L is a label name of the task
-  (xnli: entailment|neutral|contradiction; pawsx: 0|1) or its index.
-- multiple choice (xcopa): `{"premise": str, "choice1": str, "choice2": str, "question": "cause"|"effect",
-  "label": 0|1}` (`question` optional; label = index of the right choice).
-- tagging (panx, udpos): `{"tokens": [str, ...], "tags": [str, ...]}`, one tag per token from the task's label set
-  (panx: O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC; udpos: the 17 UPOS tags).
-- extractive QA (xquad, mlqa, tydiqa), SQuAD style: `{"id": str, "question": str, "context": str,
-  "answers": {"text": [str, ...], "answer_start": [int, ...]}}` (answer_start = character offset in context).
-- retrieval (tatoeba, mewslix, lareqa): `{"text": str, "en": str}`, one aligned pair per line: `text` is the query in
-  the file's language (tatoeba sentence, Mewsli-X mention in context, LAReQA question) and `en` its gold target
-  (the English sentence, the English entity description, the answer sentence); `target` is accepted for `en`.
-
-Labels (`label`, `tags`, `answers`) may be left out everywhere (e.g. hidden test labels): the run then reports no
-accuracy. A missing `DIR/<task>/` directory is an error; a missing or empty `<lang>.jsonl` gives no examples and the
-caller skips that language with a warning.
-
-`--data hf` loads `task.hf_path` / `task.hf_config` / `task.hf_split` with `datasets.load_dataset` (its offline cache
-is honoured). Setting the environment variable XLT_HF_DATASETS_DIR=ROOT makes it read
-`datasets.load_from_disk(ROOT/<hf_path>/<hf_config>)` instead: a local stand-in for the hub (used by the tests).
+The local layout (`--data local:DIR`: `DIR/<task>/<lang>.jsonl`, one JSON object per line, per task kind) and the
+`--data hf` behaviour (including the `XLT_HF_DATASETS_DIR` stand-in for the hub) are described once, in the README's
+"Local data layout" section; the normalisers below implement it.
 """
 
 from __future__ import annotations
@@ -208,6 +190,11 @@ def load_hf(task: TaskSpec, lang: str, limit: int | None = None, root: str | Non
     names = _class_label_names(ds)
     normalise = NORMALISERS[task.kind]
     return [normalise(HF_ADAPTERS[task.kind](dict(row), names), task, source, i + 1) for i, row in enumerate(ds)]
+
+
+def source_caveats(data: str, task: TaskSpec, lang: str) -> list[str]:
+    """Where the data a run reads differs from XTREME-R's (today: known defects of hub copies), one note each."""
+    return task.hub_caveats(lang) if data == "hf" else []
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:

@@ -90,6 +90,7 @@ def evaluate_outputs(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray],
     if es.extra.get("synthetic"):
         quality.notes.append("accuracy null: synthetic inputs (random token ids) have no gold labels")
         return quality
+    quality.notes.extend(es.caveats)
     if spec.kind == "retrieval":
         return _retrieval_quality(spec, es, outs, quality, random_weights)
     if not trained_head:

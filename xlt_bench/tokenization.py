@@ -39,6 +39,9 @@ class EncodedSet:
     n_truncated: int = 0
     tokenize_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Where the data itself is known to differ from XTREME-R's (dataset.source_caveats): evaluation copies these into
+    # every row of the language, since they qualify its accuracy.
+    caveats: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     @property

@@ -42,7 +42,7 @@ def load_workload(cfg, spec: TaskSpec, bundle: ModelBundle, examples: dict[str, 
                                                    pad_id=bundle.pad_id, max_length=max_length, seed=cfg.seed,
                                                    takes_token_types=bundle.takes_token_types))
             continue
-        from .dataset import load_examples
+        from .dataset import load_examples, source_caveats
         from .tokenization import encode, load_tokenizer
         lang_examples = (examples or {}).get(lang)
         if lang_examples is None:
@@ -52,6 +52,8 @@ def load_workload(cfg, spec: TaskSpec, bundle: ModelBundle, examples: dict[str, 
             workload.skipped.append({"task": spec.name, "lang": lang, "reason": "no examples (empty file)"})
             continue
         tokenizer = tokenizer or load_tokenizer(cfg.tokenizer, cfg.model)
-        workload.sets.append(encode(spec, lang, lang_examples, tokenizer, max_length=max_length,
-                                    vocab_size=bundle.vocab_size, takes_token_types=bundle.takes_token_types))
+        encoded = encode(spec, lang, lang_examples, tokenizer, max_length=max_length, vocab_size=bundle.vocab_size,
+                         takes_token_types=bundle.takes_token_types)
+        encoded.caveats.extend(source_caveats(cfg.data, spec, lang))
+        workload.sets.append(encoded)
     return workload
