@@ -15,49 +15,51 @@ from .errors import InputError
 
 RUN_OPTIONS = {
     # option: (type, help) — defaults live in config.RunConfig so TOML and CLI share them.
-    "model": (str, "preset (xlmr-base, xlmr-large, mbert-base; mini-xlmr, tiny-xlmr, tiny-mbert for tests), HF id or directory"),
-    "tokenizer": (str, "HF tokenizer id/dir, or a WordPiece vocab.txt path"),
+    "model": (str, "preset (xlmr-base, xlmr-large, mbert-base; mini-xlmr, tiny-xlmr, tiny-mbert for tests), HF id "
+                   "or directory"),
+    "tokenizer": (str, "HF tokenizer id/dir, or a WordPiece vocab.txt path [the model's own]"),
     "data": (str, "synthetic | local:DIR | hf"),
     "tasks": (str, "comma-separated tasks (see `xlt-bench tasks`)"),
     "langs": (str, "comma-separated language codes, or 'all'"),
-    "limit": (int, "examples per language"),
+    "limit": (int, "examples per language [all]"),
     "backends": (str, "comma-separated: eager,torchscript,onnxruntime"),
     "batching": (str, "comma-separated: static,static-longest,dynamic"),
-    "batch_size": (int, "static batch size [32]"),
-    "max_length": (int, "maximum sequence length; static pads to it [128]"),
-    "max_tokens": (str, "dynamic token budget per batch, padding counted: 'auto' (measured per backend) or a number "
-                        "[auto]"),
+    "batch_size": (int, "static batch size"),
+    "max_length": (int, "maximum sequence length; static pads to it"),
+    "max_tokens": (str, "dynamic token budget per batch, padding counted: 'auto' (measured per backend) or a number"),
 
     "pad_multiple": (int, "dynamic batches pad to a multiple of this [8 on cuda, 1 on cpu]"),
     "device": (str, "cpu | cuda"),
     "dtype": (str, "comma-separated: fp32,bf16,fp16,int8"),
-    "threads": (int, "intra-op threads for every backend"),
-    "seed": (int, "seed for random-weight presets and synthetic data [0]"),
-    "min_seconds": (float, "repeat each language until this many timed seconds [0]"),
-    "min_repeats": (int, "and at least this many timed passes [1]"),
-    "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape"),
+    "threads": (int, "intra-op threads for every backend [torch's default: one per core]"),
+    "seed": (int, "seed for random-weight presets and synthetic data"),
+    "min_seconds": (float, "repeat each language until this many timed seconds"),
+    "min_repeats": (int, "and at least this many timed passes"),
+    "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape [off]"),
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
-    "cache_dir": (str, "where exported ONNX models are cached [.xlt_cache]"),
-    "scenario": (str, "offline | server | train [offline]"),
+    "cache_dir": (str, "where exported ONNX models are cached"),
+    "scenario": (str, "offline | server | train"),
     "attn": (str, "attention implementation: sdpa | eager [what from_pretrained gives: sdpa]"),
     "qps": (str, "server: offered loads in requests/s, comma-separated, or 'auto' (bisection for the max "
-                 "sustainable QPS) [auto]"),
-    "duration": (float, "server: seconds of arrivals per offered load [60]"),
-    "slo_ms": (float, "server: latency SLO in ms; max sustainable QPS keeps p99 within it [200]"),
-    "policy": (str, "server: batching policies, comma-separated: none,fixed,token-budget,length-bucketed [all]"),
-    "trace": (str, "server: replay arrival times (seconds, one per line) instead of Poisson arrivals"),
+                 "sustainable QPS)"),
+    "duration": (float, "server: seconds of arrivals per offered load"),
+    "slo_ms": (float, "server: latency SLO in ms; max sustainable QPS keeps p99 within it"),
+    "policy": (str, "server: batching policies, comma-separated: none,fixed,token-budget,length-bucketed"),
+    "trace": (str, "server: replay arrival times (seconds, one per line) instead of Poisson arrivals [none]"),
 }
 
 
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="run a benchmark and write RUN_DIR/results.json, rows.csv, report.md/html")
-    p.add_argument("--config", help="TOML file with a [run] table (CLI options override it)")
+    p.add_argument("--config", help="TOML file with a [run] table (CLI options override it) [none]")
     p.add_argument("--out", help="run directory [results/run-<timestamp>]")
     for name, (typ, help_text) in RUN_OPTIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_text)
+        # default=None so that only options given on the command line override the TOML file
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=_with_default(help_text, RUN_DEFAULTS.get(name)))
     p.add_argument("--cost-model", dest="cost_model_file", metavar="FILE", default=None,
                    help="reuse a stored cost model (results.json of an earlier run, or a cost model JSON) instead "
-                        "of probing: reproducible dynamic plans")
+                        "of probing: reproducible dynamic plans [none: probe at start-up]")
     p.add_argument("--no-cost-model", dest="cost_model", action="store_const", const=False, default=None,
                    help="dynamic batching: skip the start-up cost probe; plans are a greedy fill of the budget "
                         "(auto budget: batch_size x max_length)")
@@ -70,6 +72,33 @@ def _add_run_parser(sub) -> None:
                    help="replace a finished run in --out (swapped in only when the new run completes)")
 
 
+def _run_defaults() -> dict:
+    from dataclasses import MISSING, fields
+
+    from .config import RunConfig
+    return {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
+
+
+RUN_DEFAULTS = _run_defaults()
+
+
+def _with_default(help_text: str | None, default) -> str | None:
+    """Help text ending in "[default]", unless it already says its default in brackets."""
+    if (help_text is None or help_text.rstrip().endswith("]") or default is None or default is False
+            or default == argparse.SUPPRESS):
+        return help_text
+    shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+    return f"{help_text} [{shown}]"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one error style of every command: "xlt-bench: error: ..." (exit 2)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"xlt-bench: error: {message}\n")
+
+
 def _add_verbosity(parser, default) -> None:
     """-v / -q, accepted before or after the subcommand."""
     parser.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity", default=default,
@@ -79,7 +108,7 @@ def _add_verbosity(parser, default) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xlt-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="xlt-bench", description=__doc__.splitlines()[0])
     from importlib.metadata import PackageNotFoundError, version
     try:
         own_version = version("xlt-bench")
@@ -99,27 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(sub)
     p = sub.add_parser("report", help="(re)render report.md/report.html from RUN_DIR/results.json")
     p.add_argument("run_dir")
-    p = sub.add_parser("compare", help="side-by-side report of two runs")
-    p.add_argument("run_a")
-    p.add_argument("run_b")
+    p = sub.add_parser("compare", help="side-by-side report of two runs; RUN_A is the baseline (ratios are B ÷ A)")
+    p.add_argument("run_a", help="the baseline run (RUN_DIR or results.json)")
+    p.add_argument("run_b", help="the run compared with it")
     p.add_argument("--out", help="output directory [RUN_B/compare]")
     p = sub.add_parser("gate", help="fail (exit 1) when the current run regressed against the baseline")
     p.add_argument("--baseline", required=True, help="baseline results.json or run directory")
     p.add_argument("--current", required=True, action="append",
                    help="current results.json or run directory; repeat it to gate on the best value of several reruns")
-    p.add_argument("--check", action="append", default=None, metavar="METRIC:THRESHOLD",
-                   help="replace the default checks (repeatable), e.g. speedup:0.2 or throughput_tok_s:0.3")
+    p.add_argument("--check", action="append", default=None, metavar="METRIC:THRESHOLD[:SCOPE]",
+                   help="replace the default checks (repeatable), e.g. speedup:30%% or padding_waste:0.01; "
+                        f"METRIC: {', '.join(_gate_metrics())}; SCOPE: per-lang | aggregate (ALL rows) "
+                        "[speedup, mfu, padding_waste]")
     p.add_argument("--json", action="store_true", help="print the checks as JSON instead of a table")
     p = sub.add_parser("export", help="export a run for trend tools")
     p.add_argument("run_dir")
-    p.add_argument("--format", default="github-action-benchmark", choices=["github-action-benchmark"])
+    p.add_argument("--format", default="github-action-benchmark", choices=["github-action-benchmark"],
+                   help="output format")
     p.add_argument("--out", help="output file [stdout]")
     p = sub.add_parser("lengths", help="build length profiles (for --data synthetic) from real data")
     p.add_argument("--data", required=True, help="local:DIR or hf")
     p.add_argument("--tokenizer", required=True, help="HF tokenizer id/dir or a WordPiece vocab.txt")
-    p.add_argument("--tasks", default="xnli,pawsx")
-    p.add_argument("--langs", default="all")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--tasks", default="xnli,pawsx", help="comma-separated tasks")
+    p.add_argument("--langs", default="all", help="comma-separated language codes, or 'all'")
+    p.add_argument("--limit", type=int, default=None, help="examples per language [all]")
     p.add_argument("--out", required=True, help="profile JSON to write")
     p = sub.add_parser("sweep", help="a grid of runs in shards, local or on a Ray cluster, resumable, merged")
     p.add_argument("--config", required=True, help="TOML with a [sweep] table of lists and a [run] table")
@@ -139,15 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("langs", help="print language metadata")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--group-by", choices=["family", "genus", "script", "resource_class"], default=None)
+    p.add_argument("--group-by", choices=["family", "genus", "script", "resource_class"], default=None,
+                   help="list the codes per group; resource_class names Joshi et al.'s classes 0-5 [no grouping]")
+    for action in (a for p in [parser, *sub.choices.values()] for a in p._actions):
+        action.help = _with_default(action.help, action.default if action.option_strings else None)
     return parser
+
+
+def _gate_metrics() -> list[str]:
+    from .gate import KNOWN_METRICS
+    return list(KNOWN_METRICS)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     verbosity = getattr(args, "verbosity", 0) or 0
     level = {1: logging.INFO, -1: logging.ERROR}.get(verbosity, logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=level, handlers=[handler])
     if verbosity < 0:
         from . import progress
         progress.QUIET = True
@@ -168,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(exc, "exit_code", 130)
 
 
+class _Formatter(logging.Formatter):
+    """Log lines in the CLI's one style: "xlt-bench: warning: ...", like its errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"xlt-bench: {record.levelname.lower()}: {record.getMessage()}"
+
+
 def cmd_run(args) -> int:
     from datetime import datetime, timezone
 
@@ -179,9 +228,13 @@ def cmd_run(args) -> int:
         return 0
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     if args.dry_run:
+        from .estimate import describe_estimate, estimate
         from .preflight import describe, preflight
-        for line in describe(cfg, preflight(cfg, out, force=args.force)):
+        plan = preflight(cfg, out, force=args.force)
+        for line in describe(cfg, plan) + describe_estimate(estimate(cfg, plan.pairs)):
             print(line)
+        if cfg.scenario == "server":
+            print(f"server: each policy runs {cfg.duration:g} s of arrivals per offered load on top of this")
         return 0
     doc = run(cfg, out, force=args.force)
     if not args.no_report:
@@ -232,6 +285,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from .report import render_compare
     out = Path(args.out) if args.out else Path(args.run_b) / "compare"
+    print(f"baseline (A): {args.run_a}\ncompared (B): {args.run_b}\nratios are B ÷ A", file=sys.stderr)
     for path in render_compare(Path(args.run_a), Path(args.run_b), out):
         print(path)
     return 0
@@ -242,7 +296,7 @@ def cmd_gate(args) -> int:
     from .schema import load_results
     baseline, current = load_results(args.baseline), [load_results(path) for path in args.current]
     for warning in dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)):
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"xlt-bench: warning: {warning}", file=sys.stderr)
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
     result = compare_runs(baseline, current, checks)
     if args.json:

@@ -206,7 +206,8 @@ def _header(doc_a: dict[str, Any], doc_b: dict[str, Any], labels: tuple[str, str
     for side, doc, label in (("A", doc_a, labels[0]), ("B", doc_b, labels[1])):
         run = doc.get("run", {})
         cfg = run.get("config", {})
-        lines.append(f"**{side} = {label}**: run `{run.get('id', '?')}`, model {cfg.get('model', '?')} on "
+        role = " (baseline: ratios are B ÷ A)" if side == "A" else ""
+        lines.append(f"**{side} = {label}**{role}: run `{run.get('id', '?')}`, model {cfg.get('model', '?')} on "
                      f"{cfg.get('device', '?')}, data `{cfg.get('data', '?')}`, "
                      f"git `{str(run.get('git_sha') or '?')[:12]}`.")
     diffs = [f"`{k}`: {a} → {b}" for k, a, b in config_differences(doc_a, doc_b)]

@@ -1,0 +1,128 @@
+"""How long a run's timed passes should take, predicted without running it (for `run --dry-run`).
+
+time = analytic FLOPs of the workload (flops.py, over the shipped length profiles) ÷ (GEMM rate × efficiency), per
+backend, dtype and batching. The GEMM rate (the fastest call, as for MFU) is measured now, about half a second per
+library and dtype (peak.py), or where that fails read from the stored baseline's run metadata. The efficiency is what
+the baseline's ALL rows reached, executed FLOP/s ÷ that run's GEMM peak, for the same backend, dtype and batching
+where the baseline has it, else the median over its rows; with no baseline it is 1 and the figure a lower bound.
+Static batching counts the padded FLOPs it will execute; the other strategies count useful FLOPs only (their padding
+is decided at run time), so their figures are lower bounds too. Model load, ONNX export, cost probes and warm-up are
+not included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+
+DEFAULT_BASELINE = Path("results/baseline/results.json")
+GEMM_SECONDS = 0.5
+
+
+@dataclass
+class Estimate:
+    seconds: float                                   # NaN when unknown (a model that is not a preset)
+    parts: dict[tuple[str, str, str], float]         # (backend, dtype, batching) -> seconds
+    rates: dict[str, float]                          # "library/dtype" -> FLOP/s used
+    rate_source: str
+    efficiency_source: str
+
+
+def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
+    """Forward FLOPs per batching over the shipped length profiles, times the minimum repeats; None for a model
+    that is not a preset (its shape is unknown without loading it)."""
+    import numpy as np
+
+    from .flops import EncoderShape, executed_flops, useful_flops
+    from .models import HEAD_FOR_KIND, PRESETS, preset_config
+    from .synthetic import available_profiles, lengths_from_hist
+    from .tasks import get_task, resolve_langs
+    if cfg.model not in PRESETS:
+        return None
+    profiles, totals = available_profiles(), dict.fromkeys(cfg.batching, 0.0)
+    for task in cfg.tasks:
+        spec = get_task(task)
+        shape = EncoderShape.from_config(preset_config(cfg.model), HEAD_FOR_KIND[spec.kind], max(spec.num_labels, 1))
+        for lang in resolve_langs(spec, cfg.langs):
+            hist = profiles.get((task, lang), {}).get("hist")
+            if hist is None:
+                continue
+            lengths = np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length)
+            for batching in cfg.batching:
+                totals[batching] += (executed_flops(shape, [(len(lengths), cfg.max_length)]) if batching == "static"
+                                     else useful_flops(shape, lengths.tolist()))
+    factor = max(cfg.min_repeats, 1) * (3 if cfg.scenario == "train" else 1)    # a train step ≈ 3 forwards
+    return {batching: flops * factor for batching, flops in totals.items()}
+
+
+def load_baseline(path: Path = DEFAULT_BASELINE) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def baseline_efficiency(doc: dict[str, Any] | None) -> tuple[dict[tuple[str, str, str], float], float | None]:
+    """(backend, dtype, batching) -> executed FLOP/s ÷ GEMM peak over the baseline's ALL rows, and their median."""
+    effs: dict[tuple[str, str, str], float] = {}
+    for row in (doc or {}).get("rows", []):
+        wall, peak, flops = row.get("wall_s"), row.get("gemm_peak_flops"), row.get("flops_executed")
+        if row.get("lang") == "ALL" and wall and peak and flops:
+            effs[(row["backend"], row["dtype"], row["batching"])] = flops / wall / peak
+    return effs, (statistics.median(effs.values()) if effs else None)
+
+
+def gemm_rates(cfg: RunConfig, pairs: list[tuple[str, str]], baseline: dict[str, Any] | None,
+               seconds: float = GEMM_SECONDS) -> tuple[dict[str, float], str]:
+    """FLOP/s per "library/dtype" the run's backends use: measured now, else the baseline's stored peaks."""
+    from .backends import get_backend_class
+    from .peak import measure_peaks
+    needed = sorted({(get_backend_class(b).gemm_library, d) for b, d in pairs})
+    measured = measure_peaks(needed, cfg.device, cfg.threads, seconds=seconds)
+    stored = ((baseline or {}).get("run", {}).get("env", {}) or {}).get("gemm_peaks", {})
+    rates, sources = {}, set()
+    # The fastest call, as the MFU denominator is (pipeline._peak_for): the baseline's efficiencies are relative to it.
+    for key, entry in measured.items():
+        rate, source = entry.get("flops_per_s_best"), "measured now"
+        if not rate:
+            old = stored.get(key) or {}
+            rate, source = old.get("peak_flops_per_s") or old.get("flops_per_s_best"), "read from the baseline"
+        if rate:
+            rates[key] = rate
+            sources.add(source)
+    return rates, " / ".join(sorted(sources)) or "unavailable"
+
+
+def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path = DEFAULT_BASELINE) -> Estimate:
+    from .backends import get_backend_class
+    flops = workload_flops(cfg)
+    baseline = load_baseline(baseline_path)
+    effs, median_eff = baseline_efficiency(baseline)
+    eff_source = f"efficiency reached by {baseline_path}" if effs else "efficiency 1 (no baseline): a lower bound"
+    if flops is None:
+        return Estimate(math.nan, {}, {}, "not measured", eff_source)
+    rates, rate_source = gemm_rates(cfg, pairs, baseline)
+    parts = {}
+    for backend, dtype in pairs:
+        rate = rates.get(f"{get_backend_class(backend).gemm_library}/{dtype}")
+        for batching, total in flops.items():
+            eff = effs.get((backend, dtype, batching), median_eff or 1.0)
+            parts[(backend, dtype, batching)] = total / (rate * eff) if rate else math.nan
+    return Estimate(sum(parts.values()), parts, rates, rate_source, eff_source)
+
+
+def describe_estimate(est: Estimate) -> list[str]:
+    if not est.parts:
+        return ["estimated time: unknown for a model that is not a preset (its FLOPs need its shape)"]
+    parts = ", ".join(f"{b}/{d} {batching} {'' if batching == 'static' else '≥ '}{s:.1f} s"
+                      for (b, d, batching), s in est.parts.items())
+    rates = ", ".join(f"{key} {rate / 1e9:.0f} GFLOP/s" for key, rate in est.rates.items())
+    return [f"estimated timed passes: ~{est.seconds:.1f} s ({parts})",
+            f"  = analytic FLOPs ÷ (GEMM rate {est.rate_source}: {rates or 'none'} × {est.efficiency_source}); "
+            "model load, ONNX export, cost probes and warm-up come on top"]
