@@ -22,7 +22,7 @@ RUN_OPTIONS = {
     "tasks": (str, "comma-separated tasks (see `xlt-bench tasks`)"),
     "langs": (str, "comma-separated language codes, or 'all'"),
     "limit": (int, "examples per language [all]"),
-    "backends": (str, "comma-separated: eager,torchscript,onnxruntime"),
+    "backends": (str, "comma-separated: eager,torchscript,onnxruntime,compile,optimum"),
     "batching": (str, "comma-separated: static,static-longest,dynamic"),
     "batch_size": (int, "static batch size"),
     "max_length": (int, "maximum sequence length; static pads to it"),
@@ -40,6 +40,7 @@ RUN_OPTIONS = {
     "cache_dir": (str, "where exported ONNX models are cached"),
     "scenario": (str, "offline | server | train"),
     "attn": (str, "attention implementation: sdpa | eager [what from_pretrained gives: sdpa]"),
+    "ort_opt_level": (str, "optimum backend: ORTOptimizer level O1|O2|O3|O4 (O4 = fp16, cuda only) [O2]"),
     "qps": (str, "server: offered loads in requests/s, comma-separated, or 'auto' (bisection for the max "
                  "sustainable QPS)"),
     "duration": (float, "server: seconds of arrivals per offered load"),

@@ -25,7 +25,9 @@ else:  # pragma: no cover
 BATCHINGS = ("static", "static-longest", "dynamic")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")
-BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "compile", "fake")
+BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "compile", "optimum", "fake")
+# optimum backend: ORTOptimizer level (O4 = fp16 on CUDA only).
+ORT_OPT_LEVELS = ("O1", "O2", "O3", "O4")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -82,6 +84,8 @@ class RunConfig:
     trace: str | None = None
     policy_options: dict = field(default_factory=dict)
     cache_dir: str = ".xlt_cache"
+    # optimum backend: ORTOptimizer level (O1..O4); O2 is the fusion set our onnxruntime backend applies.
+    ort_opt_level: str = "O2"
     source: str = field(default="defaults", compare=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,8 @@ class RunConfig:
         from .scenarios import SCENARIOS
         self._check_choices("scenario", (self.scenario,), tuple(SCENARIOS))
         self._validate_server()
+        if self.ort_opt_level not in ORT_OPT_LEVELS:
+            self._fail("ort_opt_level", f"'{self.ort_opt_level}' is not one of {', '.join(ORT_OPT_LEVELS)}")
         if self.attn is not None and self.attn not in ("sdpa", "eager"):
             self._fail("attn", f"'{self.attn}' is not sdpa or eager")
         if self.device not in DEVICES:

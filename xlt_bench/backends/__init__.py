@@ -12,12 +12,14 @@ REGISTRY: dict[str, str] = {
     "torchscript": "xlt_bench.backends.torchscript:TorchScriptBackend",
     "onnxruntime": "xlt_bench.backends.onnxrt:OnnxRuntimeBackend",
     "compile": "xlt_bench.backends.compile:CompileBackend",
+    # What optimum's ORTModelFor* classes give (export, ORTOptimizer level, ORTQuantizer), for comparison.
+    "optimum": "xlt_bench.backends.optimum_ort:OptimumBackend",
     # Known cost, no compute: for tests and for studying the batcher on hardware one does not have.
     "fake": "xlt_bench.backends.fake:FakeBackend",
 }
 
 # Optional dependency behind each backend, and the extra that installs it.
-EXTRAS = {"onnxruntime": ("onnxruntime", "xlt-bench[onnxruntime]")}
+EXTRAS = {"onnxruntime": ("onnxruntime", "xlt-bench[onnxruntime]"), "optimum": ("optimum", "xlt-bench[optimum]")}
 
 
 def get_backend_class(name: str):

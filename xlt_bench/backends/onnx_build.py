@@ -144,14 +144,39 @@ def export_onnx(bundle: ModelBundle, path: Path) -> None:
 
 
 def optimise_bert(src: Path, dst: Path, num_heads: int, hidden_size: int, use_gpu: bool) -> dict[str, int]:
-    """ORT's transformer optimiser (model_type "bert" covers BERT and XLM-R); returns fused-op counts."""
+    """ORT's transformer optimiser (model_type "bert" covers BERT and XLM-R); returns fused-op counts.
+
+    The optimiser's symbolic shape inference copies the whole model several times (6.7 GB for xlmr-base), so it
+    runs on a model whose large weights stay on disk: the export is first rewritten with its weights in an external
+    file, loaded without them, and the fusions that read a weight load that one tensor (resolved from the working
+    directory, which is this child process's own). All weights are loaded back just before saving."""
+    import os
+
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
     from onnxruntime.transformers import optimizer
 
-    # opt_level=0: only the Python fusions, so the stored graph stays EP-neutral; the session applies the rest.
-    model = optimizer.optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                                     opt_level=0, use_gpu=use_gpu)
-    save_model(model.model, dst)
-    return fused_op_counts(model.model)
+    lazy_dir = dst.parent / "lazy"
+    lazy_dir.mkdir()
+    model = onnx.load(str(src))
+    onnx.save_model(model, str(lazy_dir / MODEL_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=DATA_FILE, size_threshold=1024)
+    del model
+    cwd = os.getcwd()
+    os.chdir(lazy_dir)  # relative external-data locations resolve from here
+    try:
+        model = onnx.load(MODEL_FILE, load_external_data=False)
+        # opt_level=0: only the Python fusions, so the stored graph stays EP-neutral; the session applies the rest.
+        optimised = optimizer.optimize_model(model, model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+                                             opt_level=0, use_gpu=use_gpu)
+        load_external_data_for_model(optimised.model, str(lazy_dir))
+    finally:
+        os.chdir(cwd)
+    save_model(optimised.model, dst)
+    for leftover in lazy_dir.iterdir():
+        leftover.unlink()
+    lazy_dir.rmdir()
+    return fused_op_counts(optimised.model)
 
 
 def fused_op_counts(model: Any) -> dict[str, int]:
