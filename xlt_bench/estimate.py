@@ -57,8 +57,7 @@ def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
             for batching in cfg.batching:
                 totals[batching] += (executed_flops(shape, [(len(lengths), cfg.max_length)]) if batching == "static"
                                      else useful_flops(shape, lengths.tolist()))
-    factor = max(cfg.min_repeats, 1) * (3 if cfg.scenario == "train" else 1)    # a train step ≈ 3 forwards
-    return {batching: flops * factor for batching, flops in totals.items()}
+    return {batching: flops * max(cfg.min_repeats, 1) for batching, flops in totals.items()}
 
 
 def load_baseline(path: Path = DEFAULT_BASELINE) -> dict[str, Any] | None:
@@ -108,12 +107,13 @@ def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path =
     if flops is None:
         return Estimate(math.nan, {}, {}, "not measured", eff_source)
     rates, rate_source = gemm_rates(cfg, pairs, baseline)
+    passes = 3 if cfg.scenario == "train" else 1       # a training step ≈ forward + backward (2x forward)
     parts = {}
     for backend, dtype in pairs:
         rate = rates.get(f"{get_backend_class(backend).gemm_library}/{dtype}")
         for batching, total in flops.items():
             eff = effs.get((backend, dtype, batching), median_eff or 1.0)
-            parts[(backend, dtype, batching)] = total / (rate * eff) if rate else math.nan
+            parts[(backend, dtype, batching)] = passes * total / (rate * eff) if rate else math.nan
     return Estimate(sum(parts.values()), parts, rates, rate_source, eff_source)
 
 

@@ -128,26 +128,11 @@ def estimate_flops(cfg: RunConfig) -> float:
     """Analytic forward FLOPs of a run over the shipped length profiles: static padded to --max-length, the other
     strategies at their useful FLOPs (a lower bound), times the minimum repeats. NaN for models that are not
     presets (their shape is not known without loading them)."""
-    import numpy as np
-
-    from .flops import EncoderShape, executed_flops, useful_flops
-    from .models import HEAD_FOR_KIND, preset_config
-    from .synthetic import available_profiles, lengths_from_hist
-    if cfg.model not in PRESETS:
+    from .estimate import workload_flops
+    per_batching = workload_flops(cfg)
+    if per_batching is None:
         return float("nan")
-    profiles, total = available_profiles(), 0.0
-    for task in cfg.tasks:
-        spec = get_task(task)
-        shape = EncoderShape.from_config(preset_config(cfg.model), HEAD_FOR_KIND[spec.kind], max(spec.num_labels, 1))
-        for lang in resolve_langs(spec, cfg.langs):
-            hist = profiles.get((task, lang), {}).get("hist")
-            if hist is None:
-                continue
-            lengths = np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length)
-            for batching in cfg.batching:
-                total += (executed_flops(shape, [(len(lengths), cfg.max_length)]) if batching == "static"
-                          else useful_flops(shape, lengths.tolist()))
-    return total * max(cfg.min_repeats, 1) * len(backend_dtype_pairs(cfg))
+    return sum(per_batching.values()) * len(backend_dtype_pairs(cfg))
 
 
 def describe(cfg: RunConfig, plan: Plan) -> list[str]:
