@@ -7,7 +7,7 @@ import json
 import pytest
 
 from xlt_bench.errors import InputError
-from xlt_bench.export import github_action_benchmark, render
+from xlt_bench.export import github_action_benchmark
 from xlt_bench.schema import ROW_FIELDS, SCHEMA_VERSION
 
 
@@ -41,9 +41,13 @@ def test_entries_cover_aggregate_rows_only(doc):
     assert "git 0123456789ab+dirty" in entries[0]["extra"] and "cpu Test CPU" in entries[0]["extra"]
 
 
-def test_render_is_valid_json_and_rejects_unknown_format(doc):
-    parsed = json.loads(render(doc, "github-action-benchmark"))
+def test_cli_export_is_valid_json_and_rejects_unknown_format(doc, tmp_path, capsys):
+    from xlt_bench.cli import main
+    from xlt_bench.schema import write_results
+    write_results(tmp_path / "results.json", doc["run"], doc["rows"])
+    assert main(["export", str(tmp_path)]) == 0
+    parsed = json.loads(capsys.readouterr().out)
     assert len(parsed) == 4 and all(isinstance(e["value"], float) for e in parsed)
-    with pytest.raises(InputError) as info:
-        render(doc, "csv")
-    assert info.value.field == "format"
+    with pytest.raises(SystemExit) as done:
+        main(["export", "--format", "csv", str(tmp_path)])
+    assert done.value.code == 2 and "xlt-bench: error: argument --format" in capsys.readouterr().err

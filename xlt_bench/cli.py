@@ -260,19 +260,13 @@ def config_toml(cfg) -> str:
 
 
 def _render(out: Path) -> None:
-    try:
-        from .report import render_run
-    except ImportError:  # report module not available: results are still complete
-        return
+    from .report import render_run
     render_run(out)
 
 
 def _print_summary(doc: dict, out: Path) -> None:
-    try:
-        from .report import console_summary
-        print(console_summary(doc))
-    except ImportError:
-        pass
+    from .report import console_summary
+    print(console_summary(doc))
     print(f"results: {out / 'results.json'}")
 
 

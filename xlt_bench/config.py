@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .stats import is_number
 
 log = logging.getLogger("xlt_bench")
 
@@ -262,10 +263,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _is_str_list(v: Any) -> bool:
     return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
 
@@ -276,7 +273,7 @@ _TYPE_CHECKS: dict[str, tuple[Any, str]] = {
     "str | None": (lambda v: isinstance(v, str), "a string"),
     "int": (_is_int, "an integer"),
     "int | None": (_is_int, "an integer"),
-    "float": (_is_number, "a number"),
+    "float": (is_number, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "tuple[str, ...]": (_is_str_list, "a list of strings (or one comma-separated string)"),
     "int | None | str": (lambda v: _is_int(v) or v == "auto", "'auto' or an integer"),
@@ -284,8 +281,8 @@ _TYPE_CHECKS: dict[str, tuple[Any, str]] = {
     "tuple[int, int] | None": (lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) == 2
                                                                 and all(_is_int(x) for x in v)),
                                "[B, L] or 'B,L'"),
-    "tuple[float, ...] | str": (lambda v: isinstance(v, str) or _is_number(v) or (
-        isinstance(v, list) and all(_is_number(x) for x in v)), "'auto' or a list of numbers"),
+    "tuple[float, ...] | str": (lambda v: isinstance(v, str) or is_number(v) or (
+        isinstance(v, list) and all(is_number(x) for x in v)), "'auto' or a list of numbers"),
     "dict": (lambda v: isinstance(v, dict), "a table"),
 }
 

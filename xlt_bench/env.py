@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 # Distributions whose versions change what is measured.
 LIBRARIES = ("torch", "transformers", "tokenizers", "onnxruntime", "onnx", "optimum", "optimum-onnx", "numpy",
@@ -34,15 +34,11 @@ def run_metadata(config_dict: dict[str, Any], repo_dir: Path | None = None) -> d
             "git_sha": sha, "git_dirty": dirty, "config": config_dict, "env": machine_env()}
 
 
-def finish_metadata(run: dict[str, Any], started: float) -> None:
-    """Add `finished` (ISO UTC) and `duration_s`.
-
-    `started` is a `time.perf_counter()` reading taken when the run began (monotonic, immune to clock changes);
-    a `time.time()` reading is recognised by its size (perf_counter counts from boot) and works too.
-    """
-    now = time.time() if started > 1e9 else time.perf_counter()
+def finish_metadata(run: dict[str, Any], started: float, clock: Callable[[], float] = time.time) -> None:
+    """Add `finished` (ISO UTC) and `duration_s` = clock() - started, where `started` is a reading of the same
+    `clock` taken when the run began (pass time.perf_counter for a monotonic one)."""
     run["finished"] = _iso(datetime.now(timezone.utc))
-    run["duration_s"] = round(now - started, 3)
+    run["duration_s"] = round(clock() - started, 3)
 
 
 def _iso(moment: datetime) -> str:

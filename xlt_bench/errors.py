@@ -1,4 +1,5 @@
-"""Errors the CLI turns into exit codes (DESIGN §2): bad input is exit 2, a gate regression exit 1."""
+"""Errors the CLI turns into exit codes (DESIGN §2): bad input is exit 2 (a gate regression, exit 1, is a result, not
+an error: see gate.GateResult.exit_code)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,6 @@ class InputError(Exception):
             where = f"{file}:{line}: " if line is not None else f"{file}: "
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}{what}{reason}")
-
-
-class RegressionFound(Exception):
-    """The gate found at least one regression."""
-
-    exit_code = 1
 
 
 class RunTerminated(KeyboardInterrupt):

@@ -31,7 +31,7 @@ MAP_K = 20
 
 @dataclass
 class Quality:
-    """The quality fields of one row (see COMMON.md's row layout)."""
+    """The quality fields of one row (DESIGN §3 defines them; §4 the row layout)."""
 
     accuracy: float | None = None
     accuracy_metric: str | None = None

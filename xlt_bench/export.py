@@ -7,12 +7,11 @@ one where bigger is better, so one file serves all three.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .errors import InputError
 from .gate import speedups
 from .schema import ALL_LANGS
+from .stats import is_number
 
 
 def _extra(doc: dict[str, Any], row: dict[str, Any]) -> str:
@@ -42,7 +41,7 @@ def github_action_benchmark(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for row in aggregates:
         name = "/".join(str(row[k]) for k in ("task", "backend", "dtype", "batching"))
         extra = _extra(doc, row)
-        if _is_number(row.get("throughput_tok_s")):
+        if is_number(row.get("throughput_tok_s")):
             entries.append({"name": f"{name} throughput", "unit": "tokens/s",
                             "value": float(row["throughput_tok_s"]), "extra": extra})
         for key, ratio in ratios.items():
@@ -51,21 +50,9 @@ def github_action_benchmark(doc: dict[str, Any]) -> list[dict[str, Any]]:
                                                     row["dtype"]) and pair.split("/")[0] == row["batching"]:
                 entries.append({"name": f"{name} speedup vs {pair.split('/')[1]}", "unit": "x",
                                 "value": ratio, "extra": extra})
-        if _is_number(row.get("mfu")):
+        if is_number(row.get("mfu")):
             entries.append({"name": f"{name} MFU", "unit": "% of GEMM peak",
                             "value": 100.0 * float(row["mfu"]), "extra": extra})
     return entries
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-FORMATS = {"github-action-benchmark": github_action_benchmark}
-
-
-def render(doc: dict[str, Any], fmt: str) -> str:
-    """The export as JSON text, for `xlt-bench export --format FMT RUN_DIR`."""
-    if fmt not in FORMATS:
-        raise InputError(f"unknown export format '{fmt}'; known: {', '.join(FORMATS)}", field="format")
-    return json.dumps(FORMATS[fmt](doc), indent=2) + "\n"

@@ -7,6 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def is_number(value: object) -> bool:
+    """An int or float, not a bool (JSON and TOML give both; True is not a measurement)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (numpy's default), None for no values."""
     if len(values) == 0:

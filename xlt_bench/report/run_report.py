@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import pandas as pd
-
 from . import plots, sections, tables
 from .blocks import Block
 from .html import render_html
@@ -21,25 +19,16 @@ class RenderedReport:
     skipped_charts: dict[str, str]
 
 
-def load_group_of() -> Callable[[str, str], str | None] | None:
-    """xlt_bench.languages.group_of, or None where language metadata is unavailable."""
-    try:
-        from ..languages import group_of
-    except ImportError:
-        return None
+def load_group_of() -> Callable[[str, str], str | None]:
+    """The grouping function reports use (xlt_bench.languages.group_of)."""
+    from ..languages import group_of
     return group_of
 
 
 def correlate(x: list[float], y: list[float]) -> dict[str, Any]:
-    """Pearson and Spearman across languages: xlt_bench.metrics.correlation, else pandas."""
-    try:
-        from ..metrics import correlation
-    except ImportError:
-        correlation = None
-    if correlation is not None:
-        return correlation(x, y)
-    a, b = pd.Series(x, dtype=float), pd.Series(y, dtype=float)
-    return {"pearson": a.corr(b), "spearman": a.rank().corr(b.rank()), "n": len(a)}
+    """Pearson and Spearman across languages (xlt_bench.metrics.correlation)."""
+    from ..metrics import correlation
+    return correlation(x, y)
 
 
 def build_context(doc: dict[str, Any]) -> dict[str, Any]:
