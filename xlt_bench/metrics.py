@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-IGNORE_INDEX = -100
+from .tasks import IGNORE_LABEL
 MAX_ANSWER_TOKENS = 30
 
 
@@ -46,7 +46,7 @@ def agreement(pred: np.ndarray, reference: np.ndarray) -> float | None:
     return float(np.mean(pred == reference))
 
 
-def token_accuracy(pred: list[np.ndarray], gold: list[np.ndarray], ignore: int = IGNORE_INDEX) -> float | None:
+def token_accuracy(pred: list[np.ndarray], gold: list[np.ndarray], ignore: int = IGNORE_LABEL) -> float | None:
     """Accuracy over all labelled tokens of all sentences (positions where gold == ignore are skipped)."""
     _check_same_length(pred, gold, "token_accuracy")
     correct = total = 0
@@ -267,7 +267,7 @@ def choice_predictions(scores: np.ndarray, n_choices: int) -> np.ndarray:
 
 
 def tag_predictions(logits: list[np.ndarray], labels: list[np.ndarray],
-                    ignore: int = IGNORE_INDEX) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                    ignore: int = IGNORE_LABEL) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-token argmax kept only at labelled positions (first sub-word of each word).
     logits[i] is [L_i, C] (padding may be cut or not), labels[i] is [L_i'] with `ignore` elsewhere.
     Returns (predicted ids, gold ids) per sentence, both one entry per labelled word."""
@@ -317,7 +317,7 @@ def decode_predictions(kind: str, outputs, **kwargs):
     if kind == "multiple_choice":
         return choice_predictions(outputs, kwargs.get("n_choices", 2))
     if kind == "tagging":
-        return tag_predictions(outputs, kwargs["labels"], kwargs.get("ignore", IGNORE_INDEX))
+        return tag_predictions(outputs, kwargs["labels"], kwargs.get("ignore", IGNORE_LABEL))
     if kind == "qa":
         allowed = kwargs.get("allowed")
         allowed = [None] * len(outputs) if allowed is None else allowed

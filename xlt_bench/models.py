@@ -46,6 +46,9 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 DEFAULT_ATTN = "sdpa"
 
 
+# Our dtype names (config.DTYPES) -> torch dtypes; int8 is a quantisation, not a tensor dtype.
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 # What the model's output means, by task kind (see tasks.py).
 HEAD_FOR_KIND = {"pair": "sequence", "multiple_choice": "sequence", "tagging": "token",
                  "qa": "span", "retrieval": "pooled"}
@@ -86,6 +89,11 @@ class ModelBundle:
     @property
     def takes_token_types(self) -> bool:
         return self.type_vocab_size > 1
+
+    @property
+    def input_names(self) -> list[str]:
+        """The inputs the model takes, in the order every backend feeds them."""
+        return ["input_ids", "attention_mask"] + (["token_type_ids"] if self.takes_token_types else [])
 
 
 class BenchEncoder(nn.Module):

@@ -120,7 +120,7 @@ def _torch_gemm(dtype: str, device: str, m: int, k: int, n: int, threads: int | 
     a = torch.randn(m, k, generator=gen)
     b = torch.randn(k, n, generator=gen) * 0.02
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    floats = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    from .models import TORCH_DTYPES as floats
     if dtype == "fp16" and device == "cpu":
         # No backend runs fp16 on the CPU, and torch's CPU fp16 GEMM is a scalar fallback (~1 GFLOP/s measured here):
         # one call at the default shape would take tens of seconds.

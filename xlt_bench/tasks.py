@@ -13,6 +13,10 @@ from .errors import InputError
 
 KINDS = ("pair", "multiple_choice", "tagging", "qa", "retrieval")
 
+# Label of positions that carry none (special tokens, a word's continuation sub-words): the ignore index of the loss
+# and of the tagging metrics.
+IGNORE_LABEL = -100
+
 # Universal POS tags (UD v2), in the order the hub's udpos configs number them.
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
              "SCONJ", "SYM", "VERB", "X")

@@ -16,9 +16,8 @@ import numpy as np
 
 from .dataset import hub_reachable
 from .errors import InputError
-from .tasks import TaskSpec
+from .tasks import IGNORE_LABEL, TaskSpec
 
-IGNORE_LABEL = -100     # label of special tokens and non-first sub-words (the loss/metric ignore index)
 
 # The hub tokenizer each offline preset was published with.
 PRESET_TOKENIZERS = {"xlmr-base": "FacebookAI/xlm-roberta-base", "xlmr-large": "FacebookAI/xlm-roberta-large",

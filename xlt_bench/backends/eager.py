@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models import TORCH_DTYPES
 from .base import Backend
-
-TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def torch_inputs(inputs: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:

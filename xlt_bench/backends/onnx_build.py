@@ -51,7 +51,7 @@ STEPS = {"export": "xlt_bench.backends.onnx_build:step_export",
 
 
 def input_names(bundle: ModelBundle) -> list[str]:
-    return ["input_ids", "attention_mask"] + (["token_type_ids"] if bundle.takes_token_types else [])
+    return bundle.input_names
 
 
 # ---- running a step in a child process ---------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .eager import TORCH_DTYPES, TorchModuleBackend, torch_inputs
+from ..models import TORCH_DTYPES
+from .eager import TorchModuleBackend, torch_inputs
 
 
 class TorchScriptBackend(TorchModuleBackend):
@@ -77,6 +78,5 @@ class TorchScriptBackend(TorchModuleBackend):
         return inputs
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        names = ["input_ids", "attention_mask"] + (["token_type_ids"] if self.bundle.takes_token_types else [])
-        return torch_inputs({n: inputs[n] for n in names}, self.device)
+        return torch_inputs({n: inputs[n] for n in self.bundle.input_names}, self.device)
 
