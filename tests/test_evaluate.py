@@ -174,12 +174,19 @@ def test_fill_quality_agreement_max_diff_and_parity():
     assert reference["accuracy"] == 0.75 and ort["accuracy"] == 1.0
 
 
+def _compare(es, dtype, outputs, reference):
+    """agreement, max |Δ| and parity of one configuration against the reference, as fill_quality computes them."""
+    diff = evaluate.max_abs_diff(outputs, reference)
+    return {"agreement": evaluate.agreement(evaluate.predictions(es, outputs), evaluate.predictions(es, reference)),
+            "max_abs_diff": diff, "parity_ok": evaluate.parity(dtype, diff)}
+
+
 def test_tagging_agreement_compares_labelled_positions_only():
     labels = [np.array([X, 1, X, 0, X])]
     ref = [_tag_logits([0, 1, 0, 0, 0], 7)]
     other = [_tag_logits([3, 1, 4, 0, 6], 7)]       # differs only where there is no label
     es = _set("panx", 1, [0], labels=labels)
-    out = evaluate.compare_to_reference(es, "fp32", other, ref)
+    out = _compare(es, "fp32", other, ref)
     assert out["agreement"] == 1.0 and out["parity_ok"] is False
 
 
@@ -187,7 +194,7 @@ def test_retrieval_agreement_compares_retrieved_indices():
     es = _tatoeba_set(2)
     ref = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 0.1]), np.array([0.1, 1.0])]
     swapped = ref[:2] + [ref[3], ref[2]]            # both sentences now retrieve the other pair's English side
-    out = evaluate.compare_to_reference(es, "fp32", swapped, ref)
+    out = _compare(es, "fp32", swapped, ref)
     assert out["agreement"] == 0.0
 
 
@@ -196,8 +203,8 @@ def test_qa_agreement_on_chosen_spans():
     ref = [_span_logits(5, 2, 2, high=1.0), _span_logits(6, 4, 4, high=4.0)]
     same_span = [ref[0] * 1.01, ref[1] * 1.01]
     other_span = [ref[0], _span_logits(6, 3, 4, high=4.0)]
-    assert evaluate.compare_to_reference(es, "fp32", same_span, ref)["agreement"] == 1.0
-    assert evaluate.compare_to_reference(es, "fp32", other_span, ref)["agreement"] == 0.0
+    assert _compare(es, "fp32", same_span, ref)["agreement"] == 1.0
+    assert _compare(es, "fp32", other_span, ref)["agreement"] == 0.0
 
 
 def test_no_reference_in_the_run_leaves_agreement_null_with_a_note():

@@ -191,14 +191,6 @@ def test_correlation_degenerate_cases():
 
 # --- decoding ------------------------------------------------------------------------------------------------------
 
-def test_argmax_and_choices():
-    assert m.argmax_labels(np.array([[0.1, 0.9], [2.0, 2.0]])).tolist() == [1, 0]   # tie -> lowest id
-    # scores example-major: ex0 (0.2, 0.7) -> 1, ex1 (0.5, -1) -> 0
-    assert m.choice_predictions(np.array([[0.2], [0.7], [0.5], [-1.0]]), 2).tolist() == [1, 0]
-    with pytest.raises(ValueError):
-        m.choice_predictions(np.array([1.0, 2.0, 3.0]), 2)
-
-
 def test_tag_predictions_first_subword_only():
     logits = [np.array([[9, 0, 0], [0, 5, 0], [0, 0, 5], [0, 5, 0], [5, 0, 0]])]   # argmax 0,1,2,1,0
     labels = [np.array([-100, 1, -100, 2, -100])]                                   # [CLS] w1 ## w2 [SEP]
@@ -220,11 +212,3 @@ def test_best_span():
     assert m.best_span(logits, allowed=np.zeros(4)) is None
     with pytest.raises(ValueError):
         m.best_span(np.zeros((4, 3)))
-
-
-def test_decode_predictions_dispatch():
-    assert m.decode_predictions("pair", np.array([[0.0, 1.0]])).tolist() == [1]
-    spans = m.decode_predictions("qa", [np.array([[1.0, 0.0], [0.0, 1.0]])])
-    assert spans == [(0, 1, 2.0)]
-    with pytest.raises(ValueError, match="unknown task kind"):
-        m.decode_predictions("nope", np.zeros((1, 2)))

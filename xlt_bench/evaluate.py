@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from . import metrics
+from .schema import REFERENCE
 from .tasks import TaskSpec
 from .tokenization import EncodedSet
 
-REFERENCE = ("eager", "fp32", "static")
 FP32_PARITY_TOLERANCE = 1e-4
 # Parallel data, where side 0 and side 1 of a pair say the same thing: alignment is meaningful there. Mewsli-X and
 # LAReQA pair a query with an answer, which is retrieval but not translation. XNLI's language files are parallel too,
@@ -251,11 +251,3 @@ def parity(dtype: str, diff: float | None) -> bool | None:
     if dtype != "fp32" or diff is None:
         return None
     return bool(diff <= FP32_PARITY_TOLERANCE)
-
-
-def compare_to_reference(es: EncodedSet, dtype: str, outputs: Sequence[np.ndarray],
-                         reference: Sequence[np.ndarray]) -> dict[str, Any]:
-    """agreement, max_abs_diff and parity_ok of one configuration against the reference's outputs."""
-    diff = max_abs_diff(outputs, reference)
-    return {"agreement": agreement(predictions(es, outputs), predictions(es, reference)), "max_abs_diff": diff,
-            "parity_ok": parity(dtype, diff)}

@@ -248,23 +248,7 @@ def correlation(x: Sequence[float | None], y: Sequence[float | None]) -> dict:
     return result
 
 
-# --- decoding raw head outputs --------------------------------------------------------------------------------------
-
-def argmax_labels(logits: np.ndarray) -> np.ndarray:
-    """[N, C] sequence-head logits -> [N] label ids (ties: lowest id)."""
-    logits = np.asarray(logits)
-    if logits.ndim != 2:
-        raise ValueError(f"expected [N, C] logits, got shape {logits.shape}")
-    return np.argmax(logits, axis=1)
-
-
-def choice_predictions(scores: np.ndarray, n_choices: int) -> np.ndarray:
-    """Multiple choice (XCOPA): one score per (premise, choice) sequence, example-major -> chosen index per example."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    if scores.size % n_choices:
-        raise ValueError(f"{scores.size} scores do not split into groups of {n_choices} choices")
-    return np.argmax(scores.reshape(-1, n_choices), axis=1)
-
+# --- decoding raw head outputs (evaluate.predictions dispatches per task kind) ----------------------------------------
 
 def tag_predictions(logits: list[np.ndarray], labels: list[np.ndarray],
                     ignore: int = IGNORE_LABEL) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -306,23 +290,3 @@ def best_span(logits: np.ndarray, allowed: np.ndarray | None = None,
     scores = np.where(valid, logits[:, 0][:, None] + logits[:, 1][None, :], -np.inf)
     start, end = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return int(start), int(end), float(scores[start, end])
-
-
-def decode_predictions(kind: str, outputs, **kwargs):
-    """Dispatch on the task kind (xlt_bench.tasks.KINDS):
-    pair -> argmax ids; multiple_choice -> chosen index (n_choices=2); tagging -> (preds, golds) at labelled positions
-    (labels=...); qa -> best span per window (allowed=[mask per window] optional); retrieval -> embeddings unchanged."""
-    if kind == "pair":
-        return argmax_labels(outputs)
-    if kind == "multiple_choice":
-        return choice_predictions(outputs, kwargs.get("n_choices", 2))
-    if kind == "tagging":
-        return tag_predictions(outputs, kwargs["labels"], kwargs.get("ignore", IGNORE_LABEL))
-    if kind == "qa":
-        allowed = kwargs.get("allowed")
-        allowed = [None] * len(outputs) if allowed is None else allowed
-        max_len = kwargs.get("max_answer_len", MAX_ANSWER_TOKENS)
-        return [best_span(window, mask, max_len) for window, mask in zip(outputs, allowed)]
-    if kind == "retrieval":
-        return np.asarray(outputs)
-    raise ValueError(f"unknown task kind {kind!r}")

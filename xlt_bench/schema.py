@@ -36,6 +36,8 @@ def row_key(row: dict[str, Any]) -> tuple[str, ...]:
     return key
 
 ALL_LANGS = "ALL"
+# The reference configuration (DESIGN §3): agreement and parity are measured against its outputs.
+REFERENCE = ("eager", "fp32", "static")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

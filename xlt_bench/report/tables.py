@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..schema import ALL_LANGS
+from ..schema import ALL_LANGS, REFERENCE
 
 BATCHING_ORDER = ("static", "static-longest", "dynamic")
-REFERENCE = ("eager", "fp32", "static")
 EXTRA_FIELDS = (
     "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
     "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
