@@ -21,8 +21,8 @@ def _set(task: str, outs_count: int, example_index, labels=None, n_examples=None
                       n_examples=n_examples if n_examples is not None else int(example_index.max()) + 1, extra=extra)
 
 
-def _quality(task, es, outs, trained_head=True, random_weights=False):
-    return evaluate.evaluate_outputs(get_task(task), es, outs, trained_head=trained_head,
+def _quality(task, encoded, outs, trained_head=True, random_weights=False):
+    return evaluate.evaluate_outputs(get_task(task), encoded, outs, trained_head=trained_head,
                                      random_weights=random_weights)
 
 
@@ -30,18 +30,18 @@ def _quality(task, es, outs, trained_head=True, random_weights=False):
 
 def test_pair_accuracy_is_argmax_against_gold():
     outs = [np.array([2.0, 0.1, 0.0]), np.array([0.0, 1.0, 0.5]), np.array([0.0, 0.2, 0.1])]
-    es = _set("xnli", 3, [0, 1, 2], labels=[0, 1, 2])
-    assert list(evaluate.predictions(es, outs)) == [0, 1, 1]
-    q = _quality("xnli", es, outs)
+    encoded = _set("xnli", 3, [0, 1, 2], labels=[0, 1, 2])
+    assert list(evaluate.predictions(encoded, outs)) == [0, 1, 1]
+    q = _quality("xnli", encoded, outs)
     assert q.accuracy == pytest.approx(2 / 3) and q.accuracy_metric == "accuracy"
 
 
 def test_multiple_choice_picks_the_higher_scoring_sequence_per_example():
     # Example 0: choice2 scores higher; example 1: choice1. Gold says 1 and 1 -> one right of two.
     outs = [np.array([0.1]), np.array([0.9]), np.array([0.7]), np.array([-0.3])]
-    es = _set("xcopa", 4, [0, 0, 1, 1], labels=[1, 1])
-    assert list(evaluate.predictions(es, outs)) == [1, 0]
-    assert _quality("xcopa", es, outs).accuracy == pytest.approx(0.5)
+    encoded = _set("xcopa", 4, [0, 0, 1, 1], labels=[1, 1])
+    assert list(evaluate.predictions(encoded, outs)) == [1, 0]
+    assert _quality("xcopa", encoded, outs).accuracy == pytest.approx(0.5)
 
 
 def _tag_logits(ids, n_labels):
@@ -55,11 +55,11 @@ def test_panx_entity_f1_counts_whole_entities_at_first_subwords():
     # continuation sub-word (ignored, its prediction must not matter).
     gold = np.array([X, 1, 2, X, 0, 5, X])            # PER(2 words) O LOC
     pred_ids = [0, 1, 2, 3, 0, 0, 0]                   # PER right, LOC missed, junk on the ignored sub-word
-    es = _set("panx", 1, [0], labels=[gold])
-    q = _quality("panx", es, [_tag_logits(pred_ids, 7)])
+    encoded = _set("panx", 1, [0], labels=[gold])
+    q = _quality("panx", encoded, [_tag_logits(pred_ids, 7)])
     # 1 predicted entity (correct), 2 gold: precision 1, recall 1/2 -> F1 2/3.
     assert q.accuracy == pytest.approx(2 / 3) and q.accuracy_metric == "f1_entity"
-    assert list(evaluate.predictions(es, [_tag_logits(pred_ids, 7)])) == [1, 2, 0, 0]
+    assert list(evaluate.predictions(encoded, [_tag_logits(pred_ids, 7)])) == [1, 2, 0, 0]
 
 
 def test_udpos_token_accuracy_over_labelled_tokens_only():
@@ -86,16 +86,16 @@ def _span_logits(n, start, end, high=5.0, low=-5.0):
 
 
 def test_qa_best_span_over_windows_maps_back_to_context_text():
-    es = _qa_set()
+    encoded = _qa_set()
     # Window 0 would answer "Paris" (score 2), window 1 "France" (score 8): the better window wins.
     w0 = _span_logits(5, 2, 2, high=1.0)
     w1 = _span_logits(6, 4, 4, high=4.0)
     w1[0] = 50.0      # [CLS] scores highest but is not context: must be excluded
-    assert evaluate.qa_answer_texts(es, [w0, w1]) == ["France"]
-    q = _quality("xquad", es, [w0, w1])
+    assert evaluate.qa_answer_texts(encoded, [w0, w1]) == ["France"]
+    q = _quality("xquad", encoded, [w0, w1])
     assert (q.accuracy, q.exact_match, q.accuracy_metric) == (1.0, 1.0, "f1")
     # A span over "in France": F1 = 2 * (1/2 * 1) / (1/2 + 1) = 2/3, EM 0.
-    q = _quality("xquad", es, [w0, _span_logits(6, 3, 4, high=4.0)])
+    q = _quality("xquad", encoded, [w0, _span_logits(6, 3, 4, high=4.0)])
     assert q.accuracy == pytest.approx(2 / 3) and q.exact_match == 0.0
     assert q.as_row_fields("qa")["exact_match"] == 0.0
 
@@ -110,9 +110,9 @@ def test_retrieval_top1_and_alignment_from_both_sides():
     src = [np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])]
     # Pair 0's English side (cosine 0.707) loses to pair 2's (cosine 1/sqrt(1.04) = 0.981): one miss of three.
     tgt = [np.array([0.7, 0.7, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.2])]
-    es = _tatoeba_set()
-    q = _quality("tatoeba", es, src + tgt, trained_head=False)
-    assert list(evaluate.predictions(es, src + tgt)) == [2, 1, 2]
+    encoded = _tatoeba_set()
+    q = _quality("tatoeba", encoded, src + tgt, trained_head=False)
+    assert list(evaluate.predictions(encoded, src + tgt)) == [2, 1, 2]
     assert q.accuracy == pytest.approx(2 / 3) and q.alignment_top1 == pytest.approx(2 / 3)
     cos = [1 / np.sqrt(2), 1.0, 0.2 / np.sqrt(1.04)]
     assert q.alignment_cosine == pytest.approx(np.mean(cos))
@@ -120,17 +120,18 @@ def test_retrieval_top1_and_alignment_from_both_sides():
 
 
 def test_retrieval_on_random_weights_is_reported_with_a_note():
-    es = _tatoeba_set(2)
+    encoded = _tatoeba_set(2)
     outs = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0])]
-    q = _quality("tatoeba", es, outs, trained_head=False, random_weights=True)
+    q = _quality("tatoeba", encoded, outs, trained_head=False, random_weights=True)
     assert q.accuracy == 1.0 and any("random-weight" in n for n in q.notes)
 
 
 def test_non_parallel_retrieval_uses_map_at_20_and_no_alignment():
-    es = _set("lareqa", 4, [0, 1, 0, 1], n_examples=2, lang="en", side=np.array([0, 0, 1, 1]), sides=("text", "en"))
+    encoded = _set("lareqa", 4, [0, 1, 0, 1], n_examples=2, lang="en", side=np.array([0, 0, 1, 1]),
+                   sides=("text", "en"))
     # Query 0's answer ranks second, query 1's first: MAP = (1/2 + 1) / 2.
     outs = [np.array([0.1, 1.0]), np.array([0.0, 1.0]), np.array([0.6, 0.8]), np.array([0.0, 1.0])]
-    q = _quality("lareqa", es, outs)
+    q = _quality("lareqa", encoded, outs)
     assert q.accuracy == pytest.approx(0.75) and q.accuracy_metric == "retrieval_map20"
     assert q.alignment_cosine is None and q.alignment_top1 is None
 
@@ -162,8 +163,8 @@ def test_fill_quality_agreement_max_diff_and_parity():
     outputs = {("de", "eager", "fp32", "static"): ref, ("de", "eager", "fp32", "dynamic"): close,
                ("de", "onnxruntime", "fp32", "static"): flipped, ("de", "eager", "bf16", "static"): flipped}
     rows = [_row(*key[1:]) for key in outputs]
-    es = _set("xnli", 4, [0, 1, 2, 3], labels=[0, 1, 2, 1])
-    evaluate.fill_quality(get_task("xnli"), [es], rows, outputs, trained_head=True, random_weights=False)
+    encoded = _set("xnli", 4, [0, 1, 2, 3], labels=[0, 1, 2, 1])
+    evaluate.fill_quality(get_task("xnli"), [encoded], rows, outputs, trained_head=True, random_weights=False)
     reference, dynamic, ort, bf16 = rows
     assert (reference["agreement"], reference["max_abs_diff"], reference["parity_ok"]) == (1.0, 0.0, True)
     assert reference["is_reference"] and not dynamic["is_reference"]
@@ -174,10 +175,11 @@ def test_fill_quality_agreement_max_diff_and_parity():
     assert reference["accuracy"] == 0.75 and ort["accuracy"] == 1.0
 
 
-def _compare(es, dtype, outputs, reference):
+def _compare(encoded, dtype, outputs, reference):
     """agreement, max |Δ| and parity of one configuration against the reference, as fill_quality computes them."""
     diff = evaluate.max_abs_diff(outputs, reference)
-    return {"agreement": evaluate.agreement(evaluate.predictions(es, outputs), evaluate.predictions(es, reference)),
+    agreement = evaluate.agreement(evaluate.predictions(encoded, outputs), evaluate.predictions(encoded, reference))
+    return {"agreement": agreement,
             "max_abs_diff": diff, "parity_ok": evaluate.parity(dtype, diff)}
 
 
@@ -185,26 +187,26 @@ def test_tagging_agreement_compares_labelled_positions_only():
     labels = [np.array([X, 1, X, 0, X])]
     ref = [_tag_logits([0, 1, 0, 0, 0], 7)]
     other = [_tag_logits([3, 1, 4, 0, 6], 7)]       # differs only where there is no label
-    es = _set("panx", 1, [0], labels=labels)
-    out = _compare(es, "fp32", other, ref)
+    encoded = _set("panx", 1, [0], labels=labels)
+    out = _compare(encoded, "fp32", other, ref)
     assert out["agreement"] == 1.0 and out["parity_ok"] is False
 
 
 def test_retrieval_agreement_compares_retrieved_indices():
-    es = _tatoeba_set(2)
+    encoded = _tatoeba_set(2)
     ref = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 0.1]), np.array([0.1, 1.0])]
     swapped = ref[:2] + [ref[3], ref[2]]            # both sentences now retrieve the other pair's English side
-    out = _compare(es, "fp32", swapped, ref)
+    out = _compare(encoded, "fp32", swapped, ref)
     assert out["agreement"] == 0.0
 
 
 def test_qa_agreement_on_chosen_spans():
-    es = _qa_set()
+    encoded = _qa_set()
     ref = [_span_logits(5, 2, 2, high=1.0), _span_logits(6, 4, 4, high=4.0)]
     same_span = [ref[0] * 1.01, ref[1] * 1.01]
     other_span = [ref[0], _span_logits(6, 3, 4, high=4.0)]
-    assert _compare(es, "fp32", same_span, ref)["agreement"] == 1.0
-    assert _compare(es, "fp32", other_span, ref)["agreement"] == 0.0
+    assert _compare(encoded, "fp32", same_span, ref)["agreement"] == 1.0
+    assert _compare(encoded, "fp32", other_span, ref)["agreement"] == 0.0
 
 
 def test_no_reference_in_the_run_leaves_agreement_null_with_a_note():
@@ -228,13 +230,13 @@ def test_tagging_scores_first_subwords_of_a_real_encoding(tiny_tokenizer):
     spec = get_task("panx")
     # "cats" splits into cat ##s: only "cat" carries the tag, so predicting anything on "##s" cannot hurt.
     examples = [{"tokens": ["the", "cats", "sat", "in", "paris"], "tags": [0, 1, 2, 0, 5]}]
-    es = encode(spec, "en", examples, tiny_tokenizer, max_length=32, vocab_size=64, takes_token_types=True)
-    gold = es.labels[0]
+    encoded = encode(spec, "en", examples, tiny_tokenizer, max_length=32, vocab_size=64, takes_token_types=True)
+    gold = encoded.labels[0]
     pred_ids = np.where(gold == X, 6, gold)                     # I-LOC everywhere there is no label
     outs = [_tag_logits(pred_ids, 7)]
-    assert _quality("panx", es, outs).accuracy == 1.0
+    assert _quality("panx", encoded, outs).accuracy == 1.0
     pred_ids[list(gold).index(5)] = 0                            # miss the LOC entity: P = 1, R = 1/2
-    assert _quality("panx", es, [_tag_logits(pred_ids, 7)]).accuracy == pytest.approx(2 / 3)
+    assert _quality("panx", encoded, [_tag_logits(pred_ids, 7)]).accuracy == pytest.approx(2 / 3)
 
 
 def test_qa_spans_map_back_through_real_offsets_and_windows(tiny_tokenizer):
@@ -243,16 +245,16 @@ def test_qa_spans_map_back_through_real_offsets_and_windows(tiny_tokenizer):
     context = "the cat sat on the mat . the dog lives in london . the cat lives in paris ."
     examples = [{"id": "q1", "question": "where lives the cat ?", "context": context,
                  "answers": {"text": ["paris"], "answer_start": [context.index("paris")]}}]
-    es = encode(spec, "en", examples, tiny_tokenizer, max_length=16, vocab_size=64, takes_token_types=True)
-    assert es.n_sequences > 1                                   # the context is split over several windows
+    encoded = encode(spec, "en", examples, tiny_tokenizer, max_length=16, vocab_size=64, takes_token_types=True)
+    assert encoded.n_sequences > 1                                   # the context is split over several windows
     paris, london = tiny_tokenizer.convert_tokens_to_ids(["paris", "london"])
     outs = []
-    for ids, offsets in zip(es.input_ids, es.extra["offsets"]):
+    for ids, offsets in zip(encoded.input_ids, encoded.extra["offsets"]):
         logits = np.zeros((len(ids), 2))
         for token, score in ((paris, 3.0), (london, 2.0)):
             hit = (ids == token) & (offsets[:, 0] >= 0)
             logits[hit] = score
         outs.append(logits)
-    assert evaluate.qa_answer_texts(es, outs) == ["paris"]
-    q = _quality("xquad", es, outs)
+    assert evaluate.qa_answer_texts(encoded, outs) == ["paris"]
+    q = _quality("xquad", encoded, outs)
     assert (q.accuracy, q.exact_match) == (1.0, 1.0)

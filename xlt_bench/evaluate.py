@@ -54,7 +54,7 @@ def fill_quality(spec: TaskSpec, sets: Sequence[EncodedSet], rows: list[dict[str
                  outputs: dict[tuple, list[np.ndarray]], *, trained_head: bool, random_weights: bool) -> None:
     """Add accuracy, agreement, max |Δ|, parity and alignment to every row of one task, in place.
     outputs is keyed (lang, backend, dtype, batching), as the pipeline collects it."""
-    by_lang = {es.lang: es for es in sets}
+    by_lang = {encoded.lang: encoded for encoded in sets}
     predicted: dict[tuple, Any] = {}         # predictions per configuration, computed once
 
     def preds(key: tuple) -> Any:
@@ -63,9 +63,10 @@ def fill_quality(spec: TaskSpec, sets: Sequence[EncodedSet], rows: list[dict[str
         return predicted[key]
 
     for row in rows:
-        es = by_lang[row["lang"]]
+        encoded = by_lang[row["lang"]]
         key = (row["lang"], row["backend"], row["dtype"], row["batching"])
-        quality = evaluate_outputs(spec, es, outputs[key], trained_head=trained_head, random_weights=random_weights)
+        quality = evaluate_outputs(spec, encoded, outputs[key], trained_head=trained_head,
+                                   random_weights=random_weights)
         row.update(quality.as_row_fields(spec.kind))
         row.setdefault("notes", []).extend(n for n in quality.notes if n not in row["notes"])
         row["is_reference"] = key[1:] == REFERENCE
@@ -83,52 +84,54 @@ def fill_quality(spec: TaskSpec, sets: Sequence[EncodedSet], rows: list[dict[str
 
 # --- accuracy ---------------------------------------------------------------------------------------------------
 
-def evaluate_outputs(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray], *, trained_head: bool,
+def evaluate_outputs(spec: TaskSpec, encoded: EncodedSet, outs: Sequence[np.ndarray], *, trained_head: bool,
                      random_weights: bool) -> Quality:
     """The task's own metric (and alignment on parallel data) for one configuration's outputs."""
     quality = Quality(accuracy_metric="f1" if spec.kind == "qa" else spec.metric)
-    if es.extra.get("synthetic"):
+    if encoded.extra.get("synthetic"):
         quality.notes.append("accuracy null: synthetic inputs (random token ids) have no gold labels")
         return quality
-    quality.notes.extend(es.caveats)
+    quality.notes.extend(encoded.caveats)
     if spec.kind == "retrieval":
-        return _retrieval_quality(spec, es, outs, quality, random_weights)
+        return _retrieval_quality(spec, encoded, outs, quality, random_weights)
     if not trained_head:
         quality.notes.append(f"accuracy null: the model has no trained {spec.name} head "
                              f"({'random weights' if random_weights else 'head missing from the checkpoint'})")
         return quality
-    if es.labels is None:
+    if encoded.labels is None:
         quality.notes.append("accuracy null: the data has no gold labels")
         return quality
     if spec.kind == "qa":
-        quality.accuracy, quality.exact_match = qa_f1_em(es, outs, lang=es.lang if spec.name == "mlqa" else None)
+        mlqa_lang = encoded.lang if spec.name == "mlqa" else None
+        quality.accuracy, quality.exact_match = qa_f1_em(encoded, outs, lang=mlqa_lang)
     elif spec.kind == "tagging":
-        quality.accuracy = tagging_score(spec, es, outs)
+        quality.accuracy = tagging_score(spec, encoded, outs)
     else:
-        quality.accuracy = metrics.accuracy(predictions(es, outs), np.asarray(es.labels))
+        quality.accuracy = metrics.accuracy(predictions(encoded, outs), np.asarray(encoded.labels))
     return quality
 
 
-def tagging_score(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray]) -> float | None:
+def tagging_score(spec: TaskSpec, encoded: EncodedSet, outs: Sequence[np.ndarray]) -> float | None:
     """Entity-level F1 (seqeval) for PAN-X, token accuracy for UD-POS, over each word's first sub-word."""
-    pred, gold = metrics.tag_predictions(list(outs), es.labels)
+    pred, gold = metrics.tag_predictions(list(outs), encoded.labels)
     if spec.metric == "f1_entity":
         return metrics.entity_f1(metrics.ids_to_tags(pred, spec.labels), metrics.ids_to_tags(gold, spec.labels))
     return metrics.token_accuracy(pred, gold)
 
 
-def qa_f1_em(es: EncodedSet, outs: Sequence[np.ndarray], lang: str | None = None) -> tuple[float | None, float | None]:
+def qa_f1_em(encoded: EncodedSet, outs: Sequence[np.ndarray],
+             lang: str | None = None) -> tuple[float | None, float | None]:
     """SQuAD F1 and EM of each example's best span over its windows (lang: MLQA's normalisation)."""
-    texts = qa_answer_texts(es, outs)
-    gold = [list((answers or {}).get("text") or []) for answers in es.labels]
+    texts = qa_answer_texts(encoded, outs)
+    gold = [list((answers or {}).get("text") or []) for answers in encoded.labels]
     return metrics.squad_f1_em(texts, gold, lang)
 
 
-def qa_answer_texts(es: EncodedSet, outs: Sequence[np.ndarray]) -> list[str]:
+def qa_answer_texts(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> list[str]:
     """The predicted answer text per example: the context characters of its best-scoring span."""
-    offsets, contexts = es.extra["offsets"], es.extra["contexts"]
+    offsets, contexts = encoded.extra["offsets"], encoded.extra["contexts"]
     texts = []
-    for example, (window, start, end) in enumerate(_best_spans(es, outs)):
+    for example, (window, start, end) in enumerate(_best_spans(encoded, outs)):
         if window < 0:
             texts.append("")
             continue
@@ -137,12 +140,12 @@ def qa_answer_texts(es: EncodedSet, outs: Sequence[np.ndarray]) -> list[str]:
     return texts
 
 
-def _best_spans(es: EncodedSet, outs: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
+def _best_spans(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
     """(window, start, end) per example, the highest start+end score over the example's windows, restricted to
     context tokens when the data side stored offsets. (-1, -1, -1) when no window has a valid span."""
-    offsets = es.extra.get("offsets")
-    best: list[tuple[float, int, int, int]] = [(-np.inf, -1, -1, -1) for _ in range(es.n_examples)]
-    for window, (logits, example) in enumerate(zip(outs, es.example_index)):
+    offsets = encoded.extra.get("offsets")
+    best: list[tuple[float, int, int, int]] = [(-np.inf, -1, -1, -1) for _ in range(encoded.n_examples)]
+    for window, (logits, example) in enumerate(zip(outs, encoded.example_index)):
         logits = np.asarray(logits).reshape(len(logits), -1)
         allowed = None
         if offsets is not None:
@@ -154,10 +157,10 @@ def _best_spans(es: EncodedSet, outs: Sequence[np.ndarray]) -> list[tuple[int, i
     return [(w, s, e) for _, w, s, e in best]
 
 
-def _retrieval_quality(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray], quality: Quality,
+def _retrieval_quality(spec: TaskSpec, encoded: EncodedSet, outs: Sequence[np.ndarray], quality: Quality,
                        random_weights: bool) -> Quality:
     """Retrieval needs no head: the mean-pooled embedding is the model's own, so it is measured for any model."""
-    src, tgt = retrieval_sides(es, outs)
+    src, tgt = retrieval_sides(encoded, outs)
     if src is None:
         quality.notes.append("accuracy null: the data has no aligned text/en sides")
         return quality
@@ -174,15 +177,15 @@ def _retrieval_quality(spec: TaskSpec, es: EncodedSet, outs: Sequence[np.ndarray
     return quality
 
 
-def retrieval_sides(es: EncodedSet, outs: Sequence[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def retrieval_sides(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """[n, dim] embeddings of each pair's own-language side (extra['side'] == 0) and of its English side (1), in
     example order; pairs missing a side are dropped. (None, None) when the set records no sides."""
-    side = es.extra.get("side")
+    side = encoded.extra.get("side")
     if side is None or not len(outs):
         return None, None
     side = np.asarray(side)
-    first = {int(e): i for i, e in enumerate(es.example_index) if side[i] == 0}
-    second = {int(e): i for i, e in enumerate(es.example_index) if side[i] == 1}
+    first = {int(e): i for i, e in enumerate(encoded.example_index) if side[i] == 0}
+    second = {int(e): i for i, e in enumerate(encoded.example_index) if side[i] == 1}
     pairs = sorted(set(first) & set(second))
     if not pairs:
         return None, None
@@ -193,22 +196,22 @@ def retrieval_sides(es: EncodedSet, outs: Sequence[np.ndarray]) -> tuple[np.ndar
 
 # --- predictions and agreement -----------------------------------------------------------------------------------
 
-def predictions(es: EncodedSet, outs: Sequence[np.ndarray]) -> np.ndarray:
+def predictions(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> np.ndarray:
     """What a configuration predicts, in a form two configurations can be compared on:
     pair: label per example; multiple_choice: chosen sequence per example; tagging: label per labelled token
     (every real token when there are no labels), flattened; qa: 'window:start:end' of each example's best span;
     retrieval: index of each sentence's nearest English side."""
-    kind = es.kind
+    kind = encoded.kind
     if kind == "pair":
         return np.array([int(np.argmax(o)) for o in outs], dtype=np.int64)
     if kind == "multiple_choice":
-        return _choices(np.array([float(np.asarray(o).ravel()[0]) for o in outs]), es.example_index)
+        return _choices(np.array([float(np.asarray(o).ravel()[0]) for o in outs]), encoded.example_index)
     if kind == "tagging":
-        return _token_predictions(outs, es.labels)
+        return _token_predictions(outs, encoded.labels)
     if kind == "qa":
-        return np.array([f"{w}:{s}:{e}" for w, s, e in _best_spans(es, outs)], dtype=object)
+        return np.array([f"{w}:{s}:{e}" for w, s, e in _best_spans(encoded, outs)], dtype=object)
     if kind == "retrieval":
-        src, tgt = retrieval_sides(es, outs)
+        src, tgt = retrieval_sides(encoded, outs)
         if src is None:
             return np.array([], dtype=np.int64)
         return np.argmax(metrics.cosine_matrix(src, tgt), axis=1)
