@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -64,10 +65,22 @@ def test_bad_grids_name_the_key(tmp_path, text, field):
     assert err.value.field == field and err.value.line is not None
 
 
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The grid swept once in this process (fake backend of known cost); tests that change it work on a copy."""
+    root = tmp_path_factory.mktemp("local")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLT_FAKE_COST", "fixed_ms=2,per_token_us=1")
+        grid = _grid(root)
+        doc = sweep(str(grid), root / "out", say=lambda m: None)
+    return grid, root / "out", doc
+
+
 @pytest.mark.slow
-def test_local_sweep_merges_and_resumes(tmp_path):
+def test_local_sweep_merges_and_resumes(tmp_path, local_sweep):
+    grid, first, doc = local_sweep
     out = tmp_path / "out"
-    doc = sweep(str(_grid(tmp_path)), out, say=lambda m: None)
+    shutil.copytree(first, out)
     merged = load_results(out)
     assert {s["status"] for s in merged["run"]["shards"]} == {"done"}
     per_shard = []
@@ -77,18 +90,43 @@ def test_local_sweep_merges_and_resumes(tmp_path):
     assert _keys(doc) == _keys({"rows": per_shard}) and len(doc["rows"]) == 4 * 6
     assert all(r["host"] for r in doc["rows"])
     # Second invocation: nothing to run.
-    again = sweep(str(_grid(tmp_path)), out, say=lambda m: None)
+    again = sweep(str(grid), out, say=lambda m: None)
     assert {s["status"] for s in again["run"]["shards"]} == {"skipped (complete)"}
     # An interrupted sweep (one shard unfinished): only that shard runs.
     victim = merged["run"]["shards"][1]["id"]
     (out / "shards" / victim / "results.json").unlink()
-    third = sweep(str(_grid(tmp_path)), out, say=lambda m: None)
+    third = sweep(str(grid), out, say=lambda m: None)
     assert {s["id"]: s["status"] for s in third["run"]["shards"]}[victim] == "done"
     assert sum(s["status"] == "done" for s in third["run"]["shards"]) == 1
     assert _keys(third) == _keys(doc)
     # compare and gate accept the sweep directory.
     assert main(["compare", str(out), str(out), "--out", str(tmp_path / "cmp")]) == 0
     assert main(["gate", "--baseline", str(out), "--current", str(out), "--check", "padding_waste"]) == 0
+
+
+@pytest.mark.slow
+def test_a_shard_that_keeps_failing_is_listed_and_the_rest_merge(tmp_path, monkeypatch):
+    from xlt_bench.sweep import executors
+    grid = _grid(tmp_path)
+    doomed = load_sweep(grid)[0].id
+    calls = []
+    monkeypatch.setattr(executors, "run_shard", _wrap(executors.run_shard, doomed, calls))
+    doc = sweep(str(grid), tmp_path / "out", say=lambda m: None)
+    status = {s["id"]: s for s in doc["run"]["shards"]}
+    assert calls.count(doomed) == executors.RETRIES + 1 and status[doomed]["status"] == "failed"
+    assert status[doomed]["attempts"] == executors.RETRIES + 1
+    assert any(doomed in n and "disk on fire" in n for n in doc["run"]["notes"])
+    assert {r["shard"] for r in doc["rows"]} == set(status) - {doomed} and len(doc["rows"]) == 3 * 6
+    assert "disk on fire" in (tmp_path / "out" / "sweep.md").read_text()
+
+
+def _wrap(real, doomed, calls):
+    def run_shard(config, directory, shard_id):
+        calls.append(shard_id)
+        if shard_id == doomed:
+            raise RuntimeError("disk on fire")
+        return real(config, directory, shard_id)
+    return run_shard
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +142,10 @@ def ray_cluster(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_ray_sweep_equals_local_and_survives_a_dying_worker(tmp_path, ray_cluster):
+def test_ray_sweep_equals_local_and_survives_a_dying_worker(tmp_path, ray_cluster, local_sweep):
     _, marker = ray_cluster
-    local = sweep(str(_grid(tmp_path)), tmp_path / "local", say=lambda m: None)
-    on_ray = sweep(str(_grid(tmp_path)), tmp_path / "ray", executor="ray", say=lambda m: None)
+    grid, _, local = local_sweep
+    on_ray = sweep(str(grid), tmp_path / "ray", executor="ray", say=lambda m: None)
     assert marker.exists()                       # one worker died loading its fake backend ...
     assert {s["status"] for s in on_ray["run"]["shards"]} == {"done"}   # ... and its shard was retried
     assert _keys(on_ray) == _keys(local)          # no lost or duplicated row, same partitions

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..preflight import estimate_flops
 from .grid import Shard, load_sweep
 from .merge import merge
-from ..preflight import estimate_flops
 from .shards import is_complete, shard_dir
 
 
@@ -48,14 +48,18 @@ def sweep(config: str, out: Path, executor: str = "local", address: str | None =
 
 
 def dry_run_lines(shards: list[Shard]) -> list[str]:
-    """The shards and an estimate of their compute: analytic FLOPs of every pass over the shipped length profiles
-    (static pads to max_length; dynamic counted at the useful FLOPs, a lower bound)."""
+    """The shards and an estimate of their cost: analytic FLOPs of every pass over the shipped length profiles, and
+    the time `run --dry-run` would predict for each (FLOPs / (GEMM rate x baseline efficiency); start-up excluded)."""
+    from ..estimate import estimate
+    from ..preflight import backend_dtype_pairs
     lines = [f"{len(shards)} shard(s):"]
-    total = 0.0
+    flops_total = seconds_total = 0.0
     for shard in shards:
         flops = estimate_flops(shard.config)
-        total += flops
-        lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP")
-    lines.append(f"total ~{total:.2e} FLOP (analytic forward FLOPs over the shipped length profiles; "
-                 "divide by your machine's sustained FLOP/s for a time)")
+        seconds = estimate(shard.config, backend_dtype_pairs(shard.config)).seconds
+        flops_total, seconds_total = flops_total + flops, seconds_total + seconds
+        lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP  ~{seconds:.1f} s")
+    lines.append(f"total ~{flops_total:.2e} FLOP, ~{seconds_total:.1f} s of timed passes one shard after another "
+                 "(analytic forward FLOPs over the shipped length profiles / (GEMM rate measured now x the "
+                 "baseline's efficiency); model load, export, probes and warm-up per shard come on top)")
     return lines
