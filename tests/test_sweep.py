@@ -99,7 +99,12 @@ def test_local_sweep_merges_and_resumes(tmp_path, local_sweep):
     assert {s["id"]: s["status"] for s in third["run"]["shards"]}[victim] == "done"
     assert sum(s["status"] == "done" for s in third["run"]["shards"]) == 1
     assert _keys(third) == _keys(doc)
-    # compare and gate accept the sweep directory.
+    # report renders each shard's report (one model on one host each) and sweep.md; compare and gate accept the
+    # sweep directory as it is.
+    (out / "sweep.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert all((out / "shards" / s["id"] / "report.md").exists() for s in merged["run"]["shards"])
+    assert "÷ static" in (out / "sweep.md").read_text()
     assert main(["compare", str(out), str(out), "--out", str(tmp_path / "cmp")]) == 0
     assert main(["gate", "--baseline", str(out), "--current", str(out), "--check", "padding_waste"]) == 0
 

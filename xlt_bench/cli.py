@@ -272,7 +272,9 @@ def _print_summary(doc: dict, out: Path) -> None:
 
 def cmd_report(args) -> int:
     from .report import render_run
-    for path in render_run(Path(args.run_dir)):
+    from .sweep.merge import is_sweep, render_sweep
+    render = render_sweep if is_sweep(Path(args.run_dir)) else render_run   # a sweep: one report per shard
+    for path in render(Path(args.run_dir)):
         print(path)
     return 0
 

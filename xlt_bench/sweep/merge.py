@@ -39,6 +39,28 @@ def merge(shards: list[Shard], out: Path, status: dict[str, dict[str, Any]], swe
     return {"run": meta, "rows": rows}
 
 
+def is_sweep(directory: Path) -> bool:
+    """A merged sweep directory (its results.json lists shards)."""
+    path = Path(directory)
+    path = path.parent if path.is_file() else path
+    return (path / "shards").is_dir() and "shards" in load_results(path)["run"]
+
+
+def render_sweep(directory: Path) -> list[Path]:
+    """`xlt-bench report` on a sweep: each shard's own report (rows of one model on one host, as a run report
+    expects) and sweep.md again from the merged results."""
+    from ..report import render_run
+    path = Path(directory)
+    path = path.parent if path.is_file() else path
+    doc = load_results(path)
+    written = []
+    for entry in doc["run"]["shards"]:
+        if (shard_dir(path, entry["id"]) / "results.json").exists():
+            written += render_run(shard_dir(path, entry["id"]))
+    atomic_write_text(path / "sweep.md", summary_markdown(doc["run"]["shards"], doc["rows"]))
+    return written + [path / "sweep.md"]
+
+
 def summary_markdown(entries: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     """Per shard: where it ran, its status, and its ALL rows' useful tok/s, speedup over static and waste (ratios
     within the shard only: both batchings ran on the same host in the same run)."""
