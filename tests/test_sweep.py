@@ -125,6 +125,19 @@ def test_a_shard_that_keeps_failing_is_listed_and_the_rest_merge(tmp_path, monke
     assert "disk on fire" in (tmp_path / "out" / "sweep.md").read_text()
 
 
+@pytest.mark.slow
+def test_process_pool_survives_a_dying_worker(tmp_path, monkeypatch):
+    """--workers 2: the first worker to load a fake backend dies (os._exit), which breaks the pool; the shards it
+    took down run again in a fresh pool, and every row arrives once."""
+    marker = tmp_path / "crashed-once"
+    monkeypatch.setenv("XLT_FAKE_CRASH_ONCE", str(marker))
+    grid = _grid(tmp_path, GRID.replace("threads = [1, 2]", "threads = [1]"))
+    doc = sweep(str(grid), tmp_path / "out", workers=2, say=lambda m: None)
+    assert marker.exists()
+    assert [s["status"] for s in doc["run"]["shards"]] == ["done", "done"]
+    assert len(doc["rows"]) == 2 * 6 and len(set(_keys(doc))) == 2 * 6
+
+
 def _wrap(real, doomed, calls):
     def run_shard(config, directory, shard_id):
         calls.append(shard_id)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..progress import bar as progress_bar
-
 from ..errors import InputError
+from ..progress import bar as progress_bar
 from .grid import Shard
-from .shards import run_shard, shard_dir
+from .shards import is_complete, run_shard, shard_dir
 
 Report = Callable[[Shard, dict[str, Any]], None]
 RETRIES = 2
@@ -27,11 +27,33 @@ def run_local(shards: Sequence[Shard], out: Path, report: Report, workers: int =
             report(shard, _attempt(shard, out))
             bar.update()
         return
+    todo = list(shards)
+    for round_ in range(RETRIES + 1):   # a worker that dies breaks the pool: its lost shards go to a fresh one
+        todo = _pool_round(todo, out, report, workers, bar, last=round_ == RETRIES)
+        if not todo:
+            return
+
+
+def _pool_round(shards: Sequence[Shard], out: Path, report: Report, workers: int, bar, last: bool) -> list[Shard]:
+    """Run shards in a process pool; returns those lost to a dead worker (reported as failed on the last round)."""
+    lost = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(_attempt, shard, out): shard for shard in shards}
         for future in as_completed(futures):
-            report(futures[future], future.result())
+            shard = futures[future]
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:
+                if is_complete(shard_dir(out, shard.id), shard.id):   # finished before the pool broke
+                    result = {"shard": shard.id, "status": "done"}
+                elif not last:
+                    lost.append(shard)
+                    continue
+                else:
+                    result = {"shard": shard.id, "status": "failed", "error": f"worker died: {exc}"}
+            report(shard, result)
             bar.update()
+    return lost
 
 
 def _attempt(shard: Shard, out: Path, tries: int = RETRIES + 1) -> dict[str, Any]:

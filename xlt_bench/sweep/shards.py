@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,3 @@ def run_shard(config: dict[str, Any], directory: str, shard_id: str) -> dict[str
     run(cfg, Path(directory), force=True)
     return {"shard": shard_id, "host": socket.gethostname(), "status": "done"}
 
-
-def read_marker(directory: Path) -> dict[str, Any] | None:
-    path = Path(directory) / "error.json"
-    return json.loads(path.read_text()) if path.exists() else None
