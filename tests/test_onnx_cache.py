@@ -139,3 +139,16 @@ def test_cuda_without_cuda_provider_is_input_error(bundle):
     with pytest.raises(InputError, match="onnxruntime-gpu") as err:
         OnnxRuntimeBackend(bundle, device="cuda").load()
     assert err.value.field == "device"
+
+
+def test_export_works_with_a_relative_cache_dir(tmp_path, monkeypatch):
+    """The default --cache-dir is relative (.xlt_cache) while the optimiser's child process changes directory:
+    every path it is given must still resolve."""
+    from xlt_bench.backends import get_backend_class
+    from xlt_bench.models import build_model
+    monkeypatch.chdir(tmp_path)
+    backend = get_backend_class("onnxruntime")(build_model("tiny-xlmr", "pair", 3), "cpu", "fp32", 1, ".xlt_cache")
+    backend.load()
+    ids = np.full((2, 7), 5, dtype=np.int64)
+    out = backend.fetch(backend.forward(backend.prepare({"input_ids": ids, "attention_mask": np.ones_like(ids)})))
+    assert out.shape == (2, 3) and np.isfinite(out).all()

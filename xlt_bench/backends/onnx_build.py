@@ -156,6 +156,8 @@ def optimise_bert(src: Path, dst: Path, num_heads: int, hidden_size: int, use_gp
     from onnx.external_data_helper import load_external_data_for_model
     from onnxruntime.transformers import optimizer
 
+    # Absolute: the optimiser runs with this directory as the working directory, and the cache dir may be relative.
+    src, dst = Path(src).resolve(), Path(dst).resolve()
     lazy_dir = dst.parent / "lazy"
     lazy_dir.mkdir()
     model = onnx.load(str(src))
