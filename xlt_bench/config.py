@@ -230,14 +230,14 @@ def run_values(doc: dict[str, Any], text: str, path: str, extra_sections: tuple[
         if extra:
             kind = "section" if isinstance(doc[extra[0]], dict) else "key outside [run]"
             raise InputError(f"unknown {kind}; a config holds [run] and [policy.<name>] tables",
-                             file=path, line=_line_of(text, extra[0]), field=extra[0])
+                             file=path, line=line_of(text, extra[0]), field=extra[0])
         table = doc["run"]
     else:
         table = doc
     values: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
-        line = _line_of(text, key)
+        line = line_of(text, key)
         if name not in FIELD_NAMES:
             raise InputError(f"unknown option; known: {', '.join(sorted(FIELD_NAMES))}", file=path, line=line,
                              field=key)
@@ -250,11 +250,13 @@ def run_values(doc: dict[str, Any], text: str, path: str, extra_sections: tuple[
     return values
 
 
-def _line_of(text: str, key: str) -> int | None:
-    """1-based line where `key = ...` or `[key...]` starts (tomllib reports no positions for values)."""
+def line_of(text: str, key: str, after: int = 0) -> int | None:
+    """1-based line after line `after` where `key = ...`, `[key...]` or `[[key]]` starts (tomllib reports no
+    positions for values)."""
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if stripped.startswith((f"{key} ", f"{key}=", f'"{key}"', f"[{key}]", f"[{key}.")):
+        if number > after and (stripped.startswith((f"{key} ", f"{key}=", f'"{key}"'))
+                               or stripped.lstrip("[").startswith((f"{key}]", f"{key}."))):
             return number
     return None
 

@@ -10,7 +10,6 @@ is written into a staging directory beside --out and swapped in only when comple
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os

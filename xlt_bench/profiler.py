@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +27,6 @@ class Measurement:
     outputs: list[np.ndarray]       # per sequence, input order; token outputs trimmed to the sequence length
     warmup_shapes: int
     warmup_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def n_repeats(self) -> int:

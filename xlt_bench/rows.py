@@ -40,7 +40,7 @@ def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: i
         n_repeats=m.n_repeats, latencies_ms=[round(x, 4) for x in m.latencies_ms],
         forward_s=m.forward_s, harness_overhead_s=wall - m.forward_s, warmup_shapes=m.warmup_shapes,
         warmup_s=m.warmup_s,
-        notes=list(m.notes),
+        notes=[],
     )
     return row
 

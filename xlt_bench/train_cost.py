@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .config import line_of
+from .stats import is_number
 from .errors import InputError
 from .flops import EncoderShape, TRAIN_PASS_FACTOR, forward_flops, optimizer_flops
 
@@ -78,14 +80,6 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def _line_of(text: str, key: str, after: int = 0) -> int | None:
-    """Line (1-based) where `key =` first appears after line `after`: tomllib reports no positions for values."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if number > after and line.strip().startswith((f"{key} ", f"{key}=")):
-            return number
-    return None
-
-
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     try:
@@ -100,7 +94,7 @@ def load_plan(path: str | Path) -> Plan:
     for key in doc:
         if key not in PLAN_KEYS:
             raise InputError(f"unknown key; known: {', '.join(sorted(PLAN_KEYS))}", file=str(path),
-                             line=_line_of(text, key) or _section_line(text, key), field=key)
+                             line=line_of(text, key), field=key)
     tables = doc.get("regime")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise InputError("a plan needs at least one [[regime]] table", file=str(path), field="regime")
@@ -114,16 +108,9 @@ def load_plan(path: str | Path) -> Plan:
     return plan
 
 
-def _section_line(text: str, key: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip().strip("[]").strip() == key:
-            return number
-    return None
-
-
 def _regime(table: dict, path: str, text: str, start: int) -> Regime:
     def fail(key: str, reason: str):
-        raise InputError(reason, file=path, line=_line_of(text, key, start) or start, field=f"regime.{key}")
+        raise InputError(reason, file=path, line=line_of(text, key, start) or start, field=f"regime.{key}")
 
     for key in table:
         if key not in REGIME_KEYS:
@@ -142,7 +129,7 @@ def _regime(table: dict, path: str, text: str, start: int) -> Regime:
     numbers = {"epochs": (float, 0.0), "pgd_steps": (int, 1), "copies": (int, 1), "max_length": (int, 1),
                "batch_size": (int, 1)}
     for key, (kind, minimum) in numbers.items():
-        if key in table and (isinstance(table[key], bool) or not isinstance(table[key], (int, float))
+        if key in table and (not is_number(table[key])
                              or (kind is int and not isinstance(table[key], int)) or table[key] < minimum
                              or (key == "epochs" and table[key] <= 0)):
             fail(key, f"must be {'a positive number' if kind is float else f'an integer >= {minimum}'}")
@@ -175,11 +162,11 @@ def _examples(table: dict, langs: tuple[str, ...], fail) -> dict[str, int]:
 
 def _check_plan(plan: Plan, text: str) -> None:
     def fail(key: str, reason: str):
-        raise InputError(reason, file=plan.path, line=_line_of(text, key), field=key)
+        raise InputError(reason, file=plan.path, line=line_of(text, key), field=key)
 
     if plan.accelerator not in ACCELERATORS:
         fail("accelerator", f"unknown; known: {', '.join(ACCELERATORS)}")
-    if isinstance(plan.mfu, bool) or not isinstance(plan.mfu, (int, float)) or not 0 < plan.mfu <= 1:
+    if not is_number(plan.mfu) or not 0 < plan.mfu <= 1:
         fail("mfu", "must be a fraction in (0, 1]")
     plan.batching = tuple([plan.batching] if isinstance(plan.batching, str) else plan.batching)
     for b in plan.batching:
@@ -212,24 +199,17 @@ def padding_ratio(shape: EncoderShape, lengths: np.ndarray, batching: str, max_l
     """Executed / useful FLOPs of one epoch over `lengths` under a batching strategy, simulated. Dynamic is a greedy
     fill of length-sorted sequences up to batch_size x max_length padded tokens (what a launch-bound accelerator's
     planner converges to: fewest batches)."""
+    from .batching import make_batches, plan_dynamic
     from .flops import executed_flops, useful_flops
     lengths = np.minimum(lengths, max_length)
     useful = useful_flops(shape, lengths.tolist())
-    if batching == "static":
-        executed = executed_flops(shape, [(len(lengths), max_length)])
-    elif batching == "static-longest":
+    if batching == "dynamic":   # no cost model: the planner's greedy fill of the length-sorted sequences
+        batches, _ = plan_dynamic(lengths, None, max_tokens=batch_size * max_length, pad_multiple=1,
+                                  max_length=max_length)
+    else:                       # static-longest in a seeded shuffle of the profile (real data is not sorted)
         order = np.random.default_rng(seed).permutation(len(lengths))
-        chunks = [lengths[order[i:i + batch_size]] for i in range(0, len(order), batch_size)]
-        executed = executed_flops(shape, [(len(c), int(c.max())) for c in chunks])
-    else:
-        budget, batches, rows = batch_size * max_length, [], 0
-        for length in np.sort(lengths):           # ascending: a batch's last row is its longest
-            if rows and (rows + 1) * int(length) > budget:
-                batches.append((rows, longest))
-                rows = 0
-            rows, longest = rows + 1, int(length)
-        batches.append((rows, longest))
-        executed = executed_flops(shape, batches)
+        batches = make_batches(lengths[order], batching, batch_size=batch_size, max_length=max_length)
+    executed = executed_flops(shape, [b.shape for b in batches])
     return executed / useful
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ..progress import bar
 
 from ..backends.base import Backend
 from ..batching import make_batches, plan_dynamic
-from ..profiler import measure, prepare_batches
+from ..progress import bar
+from ..profiler import measure, prepare_batches, restore_order
 from ..rows import measurement_row
+from ..schema import REFERENCE
 from .base import Outputs, Scenario, ScenarioContext
 
 
@@ -39,8 +40,7 @@ def reference_outputs(cfg, bundle, workload, outputs: Outputs) -> list[str]:
     untimed, so an int8-only or dynamic-only run still reports agreement. Adds them to `outputs`; returns the
     languages it computed."""
     from ..backends.eager import EagerBackend
-    from ..profiler import restore_order
-    missing = [s for s in workload.sets if (s.lang, "eager", "fp32", "static") not in outputs]
+    missing = [s for s in workload.sets if (s.lang, *REFERENCE) not in outputs]
     if not missing:
         return []
     reference = EagerBackend(bundle, cfg.device, "fp32", cfg.threads, cfg.cache_dir)
@@ -52,7 +52,7 @@ def reference_outputs(cfg, bundle, workload, outputs: Outputs) -> list[str]:
         batches = make_batches(lengths, "static", batch_size=cfg.batch_size, max_length=max_length)
         prepared = prepare_batches(reference, encoded.input_ids, encoded.token_type_ids, batches, bundle.pad_id)
         fetched = [reference.fetch(reference.forward(p)) for p in prepared]
-        outputs[(encoded.lang, "eager", "fp32", "static")] = restore_order(fetched, batches, lengths, seq_output)
+        outputs[(encoded.lang, *REFERENCE)] = restore_order(fetched, batches, lengths, seq_output)
     reference.close()
     return [s.lang for s in missing]
 

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from ..errors import InputError
 from ..flops import executed_flops, useful_flops
 from ..metric_defs import Metric, register
 from ..serving.arrivals import load_trace, poisson_arrivals
 from ..serving.loop import serve, summarise
-from ..serving.policies import POLICIES, Request, bucket_edges, make_policy
+from ..serving.policies import Request, bucket_edges, make_policy
 from .base import Outputs, Scenario, ScenarioContext
 
 for _metric in (

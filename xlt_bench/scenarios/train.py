@@ -16,14 +16,15 @@ from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
-from ..progress import bar
 
 from ..backends import get_backend_class
 from ..backends.base import Backend
 from ..batching import Batch, CostModel, collate, fit_cost_model, make_batches, plan_dynamic
 from ..errors import InputError
 from ..flops import optimizer_flops, train_executed_flops, train_useful_flops
+from ..progress import bar
 from ..profiler import Measurement
+from ..tasks import IGNORE_LABEL
 from ..rows import measurement_row
 from .base import Outputs, Scenario, ScenarioContext
 
@@ -212,7 +213,7 @@ class StepRunner:
             self.torch.cuda.synchronize()
 
     def _labels(self, encoded) -> tuple[list, str | None]:
-        """Per sequence: a class (sequence head), a label per token with -100 where none (token head) or a
+        """Per sequence: a class (sequence head), a label per token with IGNORE_LABEL where none (token head) or a
         (start, end) pair (span head)."""
         head, n_labels = self.ctx.bundle.head, max(self.ctx.bundle.num_labels, 1)
         lengths = encoded.lengths
@@ -235,7 +236,7 @@ class StepRunner:
         if head == "sequence":
             target = torch.tensor([labels[i] for i in batch.indices], dtype=torch.long)
         elif head == "token":
-            target = torch.full((batch.rows, batch.padded_len), -100, dtype=torch.long)
+            target = torch.full((batch.rows, batch.padded_len), IGNORE_LABEL, dtype=torch.long)
             for r, i in enumerate(batch.indices):
                 seq = np.asarray(labels[i])[: batch.padded_len]
                 target[r, : len(seq)] = torch.from_numpy(seq.astype(np.int64))
@@ -249,7 +250,7 @@ def _loss(torch, head: str, logits, labels):
     if head == "sequence":
         return cross_entropy(logits, labels)
     if head == "token":
-        return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_LABEL)
     # span: logits [B, L, 2] -> start and end classification over positions
     return (cross_entropy(logits[..., 0], labels[:, 0]) + cross_entropy(logits[..., 1], labels[:, 1])) / 2
 

@@ -7,6 +7,7 @@ behind shows up as latency rather than as a lower offered load (no coordinated o
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,14 +132,7 @@ def summarise(run: ServerRun, duration_s: float, slo_ms: float, langs: list[str]
         mean_batch_rows=float(np.mean([b.rows for b in run.batches])) if run.batches else None,
         mean_batch_tokens=float(np.mean([b.rows * b.padded_len for b in run.batches])) if run.batches else None,
         latency_ms_p99_by_lang={lang: float(np.percentile(v, 99)) for lang, v in sorted(by_lang.items())},
-        batch_rows_histogram=dict(sorted(_count([b.rows for b in run.batches]).items())),
+        batch_rows_histogram={str(rows): n for rows, n in sorted(Counter(b.rows for b in run.batches).items())},
         requests=[[round(r.arrival, 6), round(run.start.get(r.id, -1.0), 6), round(run.end.get(r.id, -1.0), 6),
                    run.batch_of.get(r.id, -1), r.length, langs[r.seq]] for r in run.requests],
     )
-
-
-def _count(values: list[int]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[str(v)] = out.get(str(v), 0) + 1
-    return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, _line_of, read_toml, run_values, type_problem
+from ..config import RunConfig, line_of, read_toml, run_values, type_problem
 from ..errors import InputError
 
 # [sweep] key -> the RunConfig field each value fills. The first group splits shards; the second is passed whole
@@ -44,7 +44,7 @@ def load_sweep(path: str | Path) -> list[Shard]:
     base = run_values(doc, text, str(path), extra_sections=("sweep",))
     axes, shared = {}, {}
     for key, value in grid.items():
-        line = _line_of(text, key)
+        line = line_of(text, key)
         if key not in SHARD_AXES and key not in SHARED_LISTS:
             raise InputError(f"unknown key in [sweep]; known: {', '.join([*SHARD_AXES, *SHARED_LISTS])}",
                              file=str(path), line=line, field=f"sweep.{key}")
