@@ -2,8 +2,9 @@
 
 Route (each build step in a child process, see onnx_build.run_step; cached like the onnxruntime backend):
   a local `save_pretrained`-style copy of the bundle's transformers model -> optimum's exporter (`main_export`, the
-  call `ORTModelFor*.from_pretrained(..., export=True)` makes) -> `ORTOptimizer` at `--ort-opt-level` O1..O4 ->
-  for int8, `ORTQuantizer` with dynamic `AutoQuantizationConfig.avx512_vnni` (avx2 on CPUs without VNNI).
+  call `ORTModelFor*.from_pretrained(..., export=True)` makes) -> fp32/fp16: `ORTOptimizer` at `--ort-opt-level`
+  O1..O4; int8: `ORTQuantizer` on the export with dynamic `AutoQuantizationConfig.avx512_vnni` (avx2 on CPUs
+  without VNNI), the level not applying (see _optimum_chain).
 The timed call is `ORTModelFor*.__call__`, optimum's Python wrapper included. The stored graph is re-saved with its
 weights in an external data file (memory-mapped by ONNX Runtime, as for our own backend); the graph is unchanged.
 Pooled retrieval embeddings have no ORTModelFor* head: those tasks must use the `onnxruntime` backend.
