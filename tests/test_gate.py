@@ -8,7 +8,8 @@ import json
 import pytest
 
 from xlt_bench.errors import InputError
-from xlt_bench.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, check_compatible, compare_runs, parse_check, speedups
+from xlt_bench.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, check_compatible, compare_runs, parse_check
+from xlt_bench.speedup import speedups
 from xlt_bench.schema import ROW_FIELDS, SCHEMA_VERSION, load_results
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gate import speedups
 from .schema import ALL_LANGS
+from .speedup import speedups
 from .stats import is_number
 
 

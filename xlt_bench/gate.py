@@ -23,11 +23,10 @@ import numpy as np
 from .errors import InputError
 from .metric_defs import METRICS
 from .schema import ALL_LANGS, ROW_KEY, row_key
+from .speedup import speedups
 
 # Ratios of two timed passes: reruns are combined by their median, not their best.
 RATIO_METRICS = ("speedup", "max_qps_ratio")
-# The batching every other strategy's speedup is measured against, in order of preference.
-SPEEDUP_REFERENCES = ("static", "static-longest")
 
 
 @dataclass(frozen=True)
@@ -303,27 +302,6 @@ def max_qps_ratios(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], floa
         for policy, q in by_policy.items():
             if reference and policy != reference:
                 out[group + (f"{policy}/{reference}",)] = q / by_policy[reference]
-    return out
-
-
-def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
-    """Useful tok/s of each batching ÷ the static one of the same (task, lang, backend, dtype) in the same run.
-    The key's batching reads e.g. "dynamic/static"."""
-    groups: dict[tuple[str, ...], dict[str, float]] = {}
-    for row in rows:
-        tput = row.get("throughput_tok_s")
-        if isinstance(tput, (int, float)) and tput > 0:
-            key = row_key(row)
-            group = key[:-1] if key[-1] == str(row["batching"]) else key  # every key part but the batching
-            groups.setdefault(group, {})[str(row["batching"])] = float(tput)
-    out: dict[tuple[str, ...], float] = {}
-    for group, by_batching in groups.items():
-        reference = next((b for b in SPEEDUP_REFERENCES if b in by_batching), None)
-        if reference is None:
-            continue
-        for batching, tput in by_batching.items():
-            if batching != reference:
-                out[group + (f"{batching}/{reference}",)] = tput / by_batching[reference]
     return out
 
 

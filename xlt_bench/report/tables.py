@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..schema import ALL_LANGS, REFERENCE
+from ..speedup import reference_batching, speedup
 
-BATCHING_ORDER = ("static", "static-longest", "dynamic")
+BATCHING_ORDER = ("static", "static-longest", "dynamic", "dynamic-shared")
 EXTRA_FIELDS = (
     "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
     "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
@@ -55,11 +56,9 @@ def languages(df: pd.DataFrame) -> list[str]:
 
 
 def base_batching(batchings: list[str]) -> str:
-    """Speedups are measured against static when it ran (DESIGN's baseline), otherwise the first batching."""
-    for name in BATCHING_ORDER:
-        if name in batchings:
-            return name
-    return batchings[0]
+    """The speedup reference (speedup.py) when one ran; else the first of `batchings` (given in BATCHING_ORDER),
+    so a table still shows ratios between the strategies that did run."""
+    return reference_batching(batchings) or batchings[0]
 
 
 def backend_dtypes(df: pd.DataFrame, task: str) -> list[tuple[str, str]]:
@@ -87,7 +86,7 @@ def language_table(df: pd.DataFrame, task: str, backend: str, dtype: str) -> pd.
         rows = by_batching[b].reindex(langs)
         out[f"tok_s:{b}"] = rows["throughput_tok_s"]
         if b != base:
-            out[f"speedup:{b}"] = rows["throughput_tok_s"] / base_rows["throughput_tok_s"]
+            out[f"speedup:{b}"] = speedup(rows["throughput_tok_s"], base_rows["throughput_tok_s"])
     for b in batchings:
         out[f"waste:{b}"] = by_batching[b].reindex(langs)["padding_waste"]
     for b in batchings:
@@ -132,7 +131,7 @@ def config_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
     base = base_batching(ordered(sub["batching"], BATCHING_ORDER))
     base_tok_s = sub[sub["batching"] == base].set_index(["backend", "dtype"])["throughput_tok_s"]
     keys = list(zip(sub["backend"], sub["dtype"]))
-    sub["speedup_vs_base"] = sub["throughput_tok_s"].to_numpy() / base_tok_s.reindex(keys).to_numpy()
+    sub["speedup_vs_base"] = speedup(sub["throughput_tok_s"].to_numpy(), base_tok_s.reindex(keys).to_numpy())
     sub["speedup_vs_reference"] = sub["throughput_tok_s"] / ref_tok_s
     sub["overhead_share"] = sub["harness_overhead_s"] / sub["wall_s"]
     sub["memory_mb"] = sub["cuda_max_allocated_mb"].fillna(sub["peak_rss_mb"])
