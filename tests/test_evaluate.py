@@ -12,13 +12,14 @@ from xlt_bench.tokenization import IGNORE_LABEL, EncodedSet
 X = IGNORE_LABEL
 
 
-def _set(task: str, outs_count: int, example_index, labels=None, n_examples=None, lang="de", **extra) -> EncodedSet:
+def _set(task: str, outs_count: int, example_index, labels=None, n_examples=None, lang="de",
+         **task_fields) -> EncodedSet:
     spec = get_task(task)
     ids = [np.arange(3, dtype=np.int64) for _ in range(outs_count)]
     example_index = np.asarray(example_index, dtype=np.int64)
     return EncodedSet(task=task, lang=lang, kind=spec.kind, input_ids=ids, token_type_ids=None,
                       example_index=example_index, labels=labels,
-                      n_examples=n_examples if n_examples is not None else int(example_index.max()) + 1, extra=extra)
+                      n_examples=n_examples if n_examples is not None else int(example_index.max()) + 1, **task_fields)
 
 
 def _quality(task, encoded, outs, trained_head=True, random_weights=False):
@@ -249,7 +250,7 @@ def test_qa_spans_map_back_through_real_offsets_and_windows(tiny_tokenizer):
     assert encoded.n_sequences > 1                                   # the context is split over several windows
     paris, london = tiny_tokenizer.convert_tokens_to_ids(["paris", "london"])
     outs = []
-    for ids, offsets in zip(encoded.input_ids, encoded.extra["offsets"]):
+    for ids, offsets in zip(encoded.input_ids, encoded.offsets):
         logits = np.zeros((len(ids), 2))
         for token, score in ((paris, 3.0), (london, 2.0)):
             hit = (ids == token) & (offsets[:, 0] >= 0)

@@ -45,8 +45,8 @@ def test_every_profile_is_reproduced_exactly_at_its_own_count():
         assert out.n_examples == profile["n_examples"] and out.n_sequences == profile["n_sequences"]
         assert hist_of(out.lengths) == profile["hist"], (task, lang)
         if "sides" in profile:
-            side = out.extra["side"]
-            for i, name in enumerate(out.extra["sides"]):
+            side = out.side
+            for i, name in enumerate(out.sides):
                 assert hist_of(out.lengths[side == i]) == profile["sides"][name]["hist"], (task, lang, name)
 
 
@@ -85,7 +85,7 @@ def test_token_types_for_two_segment_models():
 def test_retrieval_keeps_both_sides():
     out = synth("tatoeba", "jv", 10)
     assert out.n_examples == 10 and out.n_sequences == 20
-    assert out.extra["side"].tolist() == [0] * 10 + [1] * 10
+    assert out.side.tolist() == [0] * 10 + [1] * 10
     assert out.example_index.tolist() == list(range(10)) * 2
 
 
@@ -106,5 +106,5 @@ def test_fixed_shape_gives_one_padded_shape():
     assert all(1 not in ids.tolist() for ids in out.input_ids)
     pairs = fixed_shape_encoded(get_task("tatoeba"), "de", (4, 8), vocab_size=100, pad_id=0, seed=0,
                                 takes_token_types=True)
-    assert pairs.example_index.tolist() == [0, 0, 1, 1] and pairs.extra["side"].tolist() == [0, 1, 0, 1]
+    assert pairs.example_index.tolist() == [0, 0, 1, 1] and pairs.side.tolist() == [0, 1, 0, 1]
     assert pairs.n_examples == 2 and pairs.token_type_ids[0].tolist() == [0] * 8

@@ -59,7 +59,7 @@ def test_tagging_labels_on_first_subword_only(tiny_tokenizer):
     out = enc(get_task("panx"), examples, tiny_tokenizer)
     assert out.input_ids[0].tolist() == [CLS, 6, 10, 12, 13, 14, SEP]
     assert out.labels[0].tolist() == [IGNORE_LABEL, 1, IGNORE_LABEL, 2, IGNORE_LABEL, 0, IGNORE_LABEL]
-    assert out.extra["n_words"] == [3]
+    assert out.n_words == [3]
 
 
 def test_tagging_truncation_drops_labels_of_cut_words(tiny_tokenizer):
@@ -94,7 +94,7 @@ def test_xcopa_gives_two_sequences_per_example(tiny_tokenizer):
     assert out.input_ids[0].tolist() == [CLS, 5, 6, 7, SEP, 15, 11, SEP]
     assert out.input_ids[1].tolist() == [CLS, 5, 6, 7, SEP, 5, 9, SEP]
     assert out.input_ids[3].tolist() == [CLS, 15, 11, SEP, 15, 9, SEP]
-    assert out.labels == [1, 0] and out.extra["questions"] == ["effect", "cause"]
+    assert out.labels == [1, 0] and out.questions == ["effect", "cause"]
 
 
 def test_qa_windows_overlap_by_stride_and_offsets_point_into_context(tiny_tokenizer):
@@ -110,11 +110,11 @@ def test_qa_windows_overlap_by_stride_and_offsets_point_into_context(tiny_tokeni
     second = out.input_ids[1].tolist()
     assert second[:7] == [CLS, 17, 18, 5, 6, 19, SEP] and second[7:] == [14, 5, 11, 23, 20, 21, 14, SEP]
     paris = second.index(21)
-    start, end = out.extra["offsets"][1][paris]
+    start, end = out.offsets[1][paris]
     assert context[start:end] == "paris"
-    assert out.extra["offsets"][1][0].tolist() == [-1, -1]          # [CLS] is not context
+    assert out.offsets[1][0].tolist() == [-1, -1]          # [CLS] is not context
     assert out.labels is None                                       # q2 has no answers
-    assert out.n_truncated == 0 and out.extra["example_ids"] == ["q1", "q2"]
+    assert out.n_truncated == 0 and out.example_ids == ["q1", "q2"]
 
 
 def test_qa_windows_are_384_unless_max_length_is_smaller(tiny_tokenizer):
@@ -140,7 +140,7 @@ def test_retrieval_encodes_both_sides_as_single_sentences(tiny_tokenizer):
               tiny_tokenizer, lang="de")
     assert [ids.tolist() for ids in out.input_ids] == [[CLS, 5, 6, SEP], [CLS, 11, SEP],
                                                        [CLS, 15, 11, 14, SEP], [CLS, 6, 10, SEP]]
-    assert out.example_index.tolist() == [0, 1, 0, 1] and out.extra["side"].tolist() == [0, 0, 1, 1]
+    assert out.example_index.tolist() == [0, 1, 0, 1] and out.side.tolist() == [0, 0, 1, 1]
     assert out.labels is None and out.n_examples == 2
 
 

@@ -88,7 +88,7 @@ def evaluate_outputs(spec: TaskSpec, encoded: EncodedSet, outs: Sequence[np.ndar
                      random_weights: bool) -> Quality:
     """The task's own metric (and alignment on parallel data) for one configuration's outputs."""
     quality = Quality(accuracy_metric="f1" if spec.kind == "qa" else spec.metric)
-    if encoded.extra.get("synthetic"):
+    if encoded.synthetic:
         quality.notes.append("accuracy null: synthetic inputs (random token ids) have no gold labels")
         return quality
     quality.notes.extend(encoded.caveats)
@@ -129,7 +129,7 @@ def qa_f1_em(encoded: EncodedSet, outs: Sequence[np.ndarray],
 
 def qa_answer_texts(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> list[str]:
     """The predicted answer text per example: the context characters of its best-scoring span."""
-    offsets, contexts = encoded.extra["offsets"], encoded.extra["contexts"]
+    offsets, contexts = encoded.offsets, encoded.contexts
     texts = []
     for example, (window, start, end) in enumerate(_best_spans(encoded, outs)):
         if window < 0:
@@ -143,7 +143,7 @@ def qa_answer_texts(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> list[str
 def _best_spans(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
     """(window, start, end) per example, the highest start+end score over the example's windows, restricted to
     context tokens when the data side stored offsets. (-1, -1, -1) when no window has a valid span."""
-    offsets = encoded.extra.get("offsets")
+    offsets = encoded.offsets
     best: list[tuple[float, int, int, int]] = [(-np.inf, -1, -1, -1) for _ in range(encoded.n_examples)]
     for window, (logits, example) in enumerate(zip(outs, encoded.example_index)):
         logits = np.asarray(logits).reshape(len(logits), -1)
@@ -178,9 +178,9 @@ def _retrieval_quality(spec: TaskSpec, encoded: EncodedSet, outs: Sequence[np.nd
 
 
 def retrieval_sides(encoded: EncodedSet, outs: Sequence[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """[n, dim] embeddings of each pair's own-language side (extra['side'] == 0) and of its English side (1), in
+    """[n, dim] embeddings of each pair's own-language side (side == 0) and of its English side (1), in
     example order; pairs missing a side are dropped. (None, None) when the set records no sides."""
-    side = encoded.extra.get("side")
+    side = encoded.side
     if side is None or not len(outs):
         return None, None
     side = np.asarray(side)

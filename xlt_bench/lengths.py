@@ -47,9 +47,9 @@ def profile_of(enc: EncodedSet) -> dict[str, Any]:
     """The profile of one encoded (task, language): all sequences, and each side apart for retrieval."""
     lengths = enc.lengths
     profile = {"kind": enc.kind, "n_examples": enc.n_examples, "n_sequences": enc.n_sequences, **length_stats(lengths)}
-    if "side" in enc.extra:
-        side = np.asarray(enc.extra["side"])
-        profile["sides"] = {name: length_stats(lengths[side == i]) for i, name in enumerate(enc.extra["sides"])}
+    if enc.side is not None:
+        side = np.asarray(enc.side)
+        profile["sides"] = {name: length_stats(lengths[side == i]) for i, name in enumerate(enc.sides)}
     return profile
 
 

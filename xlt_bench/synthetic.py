@@ -67,14 +67,14 @@ def synthetic_encoded(task: TaskSpec, lang: str, n: int | None, *, vocab_size: i
     profile = get_profile(task, lang, profile_path)
     rng = np.random.default_rng([seed, zlib.crc32(f"{task.name}/{lang}".encode())])
     if "sides" in profile:
-        lengths, example_index, extra = _retrieval_lengths(profile, n, rng)
+        lengths, example_index, sides = _retrieval_lengths(profile, n, rng)
         n_examples = len(example_index) // len(profile["sides"])
     else:
         per_example = profile["n_sequences"] / max(profile["n_examples"], 1)
         n_seq = profile["n_sequences"] if n is None else int(round(n * per_example))
         lengths = rng.permutation(lengths_from_hist(profile["hist"], n_seq))
         example_index = np.floor(np.arange(n_seq) / per_example).astype(np.int64)
-        n_examples, extra = (profile["n_examples"] if n is None else n), {}
+        n_examples, sides = (profile["n_examples"] if n is None else n), {}
     n_truncated = int((lengths > max_length).sum())
     lengths = np.minimum(lengths, max_length)
     input_ids = _random_ids(rng, lengths, vocab_size, pad_id)
@@ -84,17 +84,18 @@ def synthetic_encoded(task: TaskSpec, lang: str, n: int | None, *, vocab_size: i
         notes.append(f"{n_truncated} of {len(lengths)} sequences truncated to {max_length} tokens")
     return EncodedSet(task=task.name, lang=lang, kind=task.kind, input_ids=input_ids, token_type_ids=types,
                       example_index=example_index, labels=None, n_examples=n_examples, n_truncated=n_truncated,
-                      tokenize_s=time.perf_counter() - start, notes=notes, extra={"synthetic": True, **extra})
+                      tokenize_s=time.perf_counter() - start, notes=notes, synthetic=True, **sides)
 
 
 def _retrieval_lengths(profile: dict, n: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Each side reproduces its own histogram; side i's sequences follow side i-1's, as in tokenization."""
+    """Each side reproduces its own histogram; side i's sequences follow side i-1's, as in tokenization.
+    The dict holds the EncodedSet fields `side` and `sides`."""
     n_pairs = profile["n_examples"] if n is None else n
     order = rng.permutation(n_pairs)            # one shuffle for both sides keeps pairs of similar rank aligned
     parts = [lengths_from_hist(side["hist"], n_pairs)[order] for side in profile["sides"].values()]
     k = len(parts)
-    extra = {"side": np.repeat(np.arange(k, dtype=np.int64), n_pairs), "sides": tuple(profile["sides"])}
-    return np.concatenate(parts), np.tile(np.arange(n_pairs, dtype=np.int64), k), extra
+    sides = {"side": np.repeat(np.arange(k, dtype=np.int64), n_pairs), "sides": tuple(profile["sides"])}
+    return np.concatenate(parts), np.tile(np.arange(n_pairs, dtype=np.int64), k), sides
 
 
 def _random_ids(rng: np.random.Generator, lengths: np.ndarray, vocab_size: int, pad_id: int) -> list[np.ndarray]:
@@ -123,12 +124,12 @@ def fixed_shape_encoded(task: TaskSpec, lang: str, shape: tuple[int, int], *, vo
     lengths = np.full(rows, length, dtype=np.int64)
     per_example = 2 if task.kind in ("multiple_choice", "retrieval") else 1
     example_index = np.arange(rows, dtype=np.int64) // per_example
-    extra: dict[str, Any] = {"synthetic": True, "fixed_shape": (rows, length)}
+    sides: dict[str, Any] = {}
     if task.kind == "retrieval":      # sides alternate: pair i is sequences 2i (text) and 2i+1 (en)
-        extra.update(side=np.arange(rows, dtype=np.int64) % 2, sides=("text", "en"))
+        sides = {"side": np.arange(rows, dtype=np.int64) % 2, "sides": ("text", "en")}
     types = _token_types(lengths, pair=task.kind in ("pair", "multiple_choice", "qa")) if takes_token_types else None
     return EncodedSet(task=task.name, lang=lang, kind=task.kind, input_ids=_random_ids(rng, lengths, vocab_size, pad_id),
                       token_type_ids=types, example_index=example_index, labels=None,
                       n_examples=int(example_index[-1]) + 1 if rows else 0, n_truncated=0,
                       tokenize_s=time.perf_counter() - start, notes=[f"fixed shape {rows}x{length}, synthetic ids"],
-                      extra=extra)
+                      synthetic=True, fixed_shape=(rows, length), **sides)

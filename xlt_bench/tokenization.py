@@ -41,7 +41,16 @@ class EncodedSet:
     # Where the data itself is known to differ from XTREME-R's (dataset.source_caveats): evaluation copies these into
     # every row of the language, since they qualify its accuracy.
     caveats: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
+    # What only some tasks or sources have; None where a set has none.
+    synthetic: bool = False                     # random ids (synthetic.py): nothing to score accuracy against
+    fixed_shape: tuple[int, int] | None = None  # the --shape (rows, length) the set was made for
+    offsets: list[np.ndarray] | None = None     # qa: per window, each token's (start, end) in the context; -1 outside
+    contexts: list[str] | None = None           # qa: per example, the context text the offsets point into
+    example_ids: list[str] | None = None        # qa: per example, the data set's id
+    questions: list[str] | None = None          # multiple_choice: per example, XCOPA's "cause"/"effect" question
+    n_words: list[int] | None = None            # tagging: per example, its words before sub-word tokenization
+    side: np.ndarray | None = None              # retrieval: per sequence, its index into `sides`
+    sides: tuple[str, ...] | None = None        # retrieval: the side names, e.g. ("text", "en")
 
     @property
     def lengths(self) -> np.ndarray:
@@ -140,12 +149,12 @@ def _wants_types(tokenizer: Any) -> bool:
 
 
 def _build(task: TaskSpec, lang: str, encodings: list, tokenizer: Any, example_index: Any, labels: list | None,
-           n_examples: int, n_truncated: int, **extra: Any) -> EncodedSet:
+           n_examples: int, n_truncated: int, **task_fields: Any) -> EncodedSet:
     ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
     types = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings] if _wants_types(tokenizer) else None
     return EncodedSet(task=task.name, lang=lang, kind=task.kind, input_ids=ids, token_type_ids=types,
                       example_index=np.asarray(example_index, dtype=np.int64).reshape(-1), labels=labels,
-                      n_examples=n_examples, n_truncated=n_truncated, extra=dict(extra))
+                      n_examples=n_examples, n_truncated=n_truncated, **task_fields)
 
 
 def _gold(examples: list[dict], key: str) -> list | None:
@@ -238,7 +247,7 @@ def _cap_questions(tokenizer: Any, questions: list[str], max_tokens: int) -> tup
 
 def _encode_retrieval(task: TaskSpec, lang: str, examples: list[dict], tokenizer: Any,
                       max_length: int) -> EncodedSet:
-    """All own-language sentences first, then all targets; extra['side'] says which (0 = text, 1 = en)."""
+    """All own-language sentences first, then all targets; `side` says which (0 = text, 1 = en)."""
     n = len(examples)
     texts = [ex["text"] for ex in examples] + [ex["en"] for ex in examples]
     encs, n_cut = _encodings(tokenizer, texts, None, max_length)
