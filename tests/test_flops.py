@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from xlt_bench.flops import EncoderShape, executed_flops, forward_flops, head_flops, useful_flops
 from xlt_bench.models import build_model
 
-TINY = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="sequence", num_labels=3)
+TINY = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
 
 
 def test_forward_flops_by_hand():
@@ -23,9 +23,9 @@ def test_forward_flops_by_hand():
 
 
 def test_heads_by_hand():
-    token = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="token", num_labels=3)
-    span = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="span", num_labels=2)
-    pooled = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="pooled", num_labels=0)
+    token = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="token", num_labels=3)
+    span = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="span", num_labels=2)
+    pooled = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="pooled", num_labels=0)
     assert head_flops(token, 5) == 2 * 5 * 4 * 3      # classifier on every position: 120
     assert head_flops(span, 5) == 2 * 5 * 4 * 2       # start/end logits on every position: 80
     assert head_flops(pooled, 5) == 2 * 4 * 4         # the bare model's pooler on the first token: 32
@@ -56,9 +56,9 @@ def test_attention_is_quadratic_in_length():
 
 def test_shape_validation():
     with pytest.raises(ValueError):
-        EncoderShape(hidden=10, layers=1, heads=3, ffn=8)
+        EncoderShape(hidden=10, layers=1, attn_heads=3, ffn=8)
     with pytest.raises(ValueError):
-        EncoderShape(hidden=4, layers=1, heads=2, ffn=8, head="bogus")
+        EncoderShape(hidden=4, layers=1, attn_heads=2, ffn=8, head_kind="bogus")
     with pytest.raises(ValueError):
         forward_flops(TINY, -1)
 
@@ -122,4 +122,4 @@ def test_meta_device_counts_like_real_weights():
 def test_from_config_reads_the_preset():
     bundle = build_model("tiny-xlmr", "tagging", 5)
     shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
-    assert shape == EncoderShape(hidden=32, layers=2, heads=2, ffn=64, head="token", num_labels=5)
+    assert shape == EncoderShape(hidden=32, layers=2, attn_heads=2, ffn=64, head_kind="token", num_labels=5)

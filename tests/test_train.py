@@ -14,7 +14,7 @@ from xlt_bench.models import build_model
 from xlt_bench.pipeline import run
 from xlt_bench.scenarios.train import _loss
 
-TINY = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="sequence", num_labels=3)
+TINY = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
 
 
 def test_training_flops_by_hand():
@@ -65,7 +65,7 @@ def test_train_scenario_rows(tmp_path):
     static_en = next(r for r in per_lang if r["lang"] == "en" and r["batching"] == "static")
     # Static pads 24 sequences to 128 in one batch of 24 (batch size 32).
     assert static_en["padded_tokens"] == 24 * 128 and static_en["n_batches"] == 1
-    shape = EncoderShape(hidden=32, layers=2, heads=2, ffn=64, head="sequence", num_labels=3)
+    shape = EncoderShape(hidden=32, layers=2, attn_heads=2, ffn=64, head_kind="sequence", num_labels=3)
     assert static_en["flops_executed"] == train_executed_flops(shape, [(24, 128)])
     dynamic_en = next(r for r in per_lang if r["lang"] == "en" and r["batching"] == "dynamic")
     assert dynamic_en["padding_waste"] < static_en["padding_waste"]
@@ -112,7 +112,7 @@ def test_padding_ratio_by_hand():
     import numpy as np
 
     from xlt_bench.train_cost import padding_ratio
-    shape = EncoderShape(hidden=4, layers=2, heads=2, ffn=8, head="sequence", num_labels=3)
+    shape = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
     lengths = np.array([5, 2, 5, 3])
     useful = 2 * 3416 + 1208 + 1880          # tests/test_flops.py's hand counts at L = 5, 2, 3
     static = 4 * forward_flops(shape, 8)      # every row padded to max_length 8

@@ -32,26 +32,26 @@ class EncoderShape:
 
     hidden: int
     layers: int
-    heads: int
+    attn_heads: int                 # attention heads per layer
     ffn: int
-    head: str = "sequence"
+    head_kind: str = "sequence"     # the task head on top (HEADS)
     num_labels: int = 2
 
     def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
-        for name in ("hidden", "layers", "heads", "ffn"):
+        if self.head_kind not in HEADS:
+            raise ValueError(f"head_kind must be one of {', '.join(HEADS)}, got {self.head_kind!r}")
+        for name in ("hidden", "layers", "attn_heads", "ffn"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) is not a multiple of heads ({self.heads})")
+        if self.hidden % self.attn_heads:
+            raise ValueError(f"hidden ({self.hidden}) is not a multiple of attn_heads ({self.attn_heads})")
 
     @classmethod
-    def from_config(cls, config: Any, head: str, num_labels: int) -> EncoderShape:
+    def from_config(cls, config: Any, head_kind: str, num_labels: int) -> EncoderShape:
         """From a transformers config (BertConfig, XLMRobertaConfig, or any config with BERT's attribute names)."""
         return cls(hidden=int(config.hidden_size), layers=int(config.num_hidden_layers),
-                   heads=int(config.num_attention_heads), ffn=int(config.intermediate_size),
-                   head=head, num_labels=int(num_labels))
+                   attn_heads=int(config.num_attention_heads), ffn=int(config.intermediate_size),
+                   head_kind=head_kind, num_labels=int(num_labels))
 
 
 def layer_flops(shape: EncoderShape, seq_len: int) -> int:
@@ -66,11 +66,11 @@ def layer_flops(shape: EncoderShape, seq_len: int) -> int:
 def head_flops(shape: EncoderShape, seq_len: int) -> int:
     """The task head on one sequence of `seq_len` tokens (see the module docstring)."""
     h = shape.hidden
-    if shape.head == "sequence":
+    if shape.head_kind == "sequence":
         return 2 * h * h + 2 * h * shape.num_labels
-    if shape.head == "token":
+    if shape.head_kind == "token":
         return 2 * seq_len * h * shape.num_labels
-    if shape.head == "span":
+    if shape.head_kind == "span":
         return 2 * seq_len * h * 2
     return 2 * h * h  # pooled: the unused pooler of the bare model
 
