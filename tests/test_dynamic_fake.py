@@ -80,3 +80,59 @@ def test_max_tokens_values(value, ok):
     else:
         with pytest.raises(InputError, match="max_tokens"):
             RunConfig(max_tokens=value)
+
+
+@pytest.mark.slow
+def test_dynamic_shared_runs_the_first_backends_partition_on_every_backend(tmp_path, monkeypatch):
+    # Launch-bound fake first: its plan holds each language in one batch, which the eager backend (linear in
+    # tokens on a CPU) would not choose for itself; dynamic-shared must still run exactly those batches.
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=5")
+    cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en", "th"), limit=48, backends=("fake", "eager"),
+                    batching=("static", "dynamic", "dynamic-shared"), threads=1)
+    doc = run(cfg, tmp_path / "out")
+    every = {(r["lang"], r["backend"], r["batching"]): r for r in doc["rows"]}
+    for lang in ("en", "th"):
+        fake_own = every[(lang, "fake", "dynamic")]
+        assert fake_own["n_batches"] == 1
+        for backend in ("fake", "eager"):
+            shared = every[(lang, backend, "dynamic-shared")]
+            assert shared["partition_of"] == "fake/fp32"
+            assert (shared["n_batches"], shared["padded_tokens"]) == (1, fake_own["padded_tokens"])
+        # On the first backend the shared plan is its own: the measurement is reused, not timed twice.
+        reused = every[(lang, "fake", "dynamic-shared")]
+        assert reused["wall_s"] == fake_own["wall_s"] and any("reused" in n for n in reused["notes"])
+        # On the second backend it is timed anew unless eager's own plan happens to be the same single batch.
+        eager_own, eager_shared = every[(lang, "eager", "dynamic")], every[(lang, "eager", "dynamic-shared")]
+        same_plan = (eager_own["n_batches"], eager_own["padded_tokens"]) == (1, fake_own["padded_tokens"])
+        assert any("reused" in n for n in eager_shared["notes"]) == same_plan
+    assert every[("ALL", "eager", "dynamic-shared")]["n_batches"] == 2
+
+
+def test_dynamic_shared_is_refused_by_the_train_scenario():
+    from xlt_bench.errors import InputError
+    from xlt_bench.scenarios import get_scenario
+    cfg = RunConfig(model="tiny-xlmr", scenario="train", backends=("eager",), batching=("static", "dynamic-shared"))
+    with pytest.raises(InputError, match="dynamic-shared"):
+        get_scenario("train")().check(cfg, cfg.backends)
+
+
+def test_shared_partition_table_by_hand():
+    import pandas as pd
+
+    from xlt_bench.report.shared_partition import shared_partition_frame, shared_partition_section
+
+    def row(backend, batching, tok_s, batches, waste):
+        return dict(task="xnli", lang="ALL", backend=backend, dtype="fp32", batching=batching, throughput_tok_s=tok_s,
+                    n_batches=batches, padding_waste=waste,
+                    partition_of="eager/fp32" if batching == "dynamic-shared" else None)
+    df = pd.DataFrame([row("eager", "dynamic", 1000.0, 10, 0.05), row("eager", "dynamic-shared", 1000.0, 10, 0.05),
+                       row("onnxruntime", "dynamic", 3000.0, 20, 0.02),
+                       row("onnxruntime", "dynamic-shared", 2500.0, 10, 0.05)])
+    t = shared_partition_frame(df, "xnli").set_index("backend")
+    assert t.loc["onnxruntime", "vs_first"] == 2.5 and t.loc["eager", "vs_first"] == 1.0
+    assert t.loc["onnxruntime", "own_vs_shared"] == 1.2
+    assert t.attrs["partition_of"] == "eager/fp32"
+    from xlt_bench.report.markdown import render_markdown
+    markdown = render_markdown(shared_partition_section(df))
+    assert "Backends on one partition" in markdown and "2.50×" in markdown and "1.20×" in markdown
+    assert shared_partition_section(df[df["batching"] == "dynamic"]) == []

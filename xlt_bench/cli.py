@@ -23,7 +23,7 @@ RUN_OPTIONS = {
     "langs": (str, "comma-separated language codes, or 'all'"),
     "limit": (int, "examples per language [all]"),
     "backends": (str, "comma-separated: eager,torchscript,onnxruntime,compile,optimum"),
-    "batching": (str, "comma-separated: static,static-longest,dynamic"),
+    "batching": (str, "comma-separated: static,static-longest,dynamic,dynamic-shared"),
     "batch_size": (int, "static batch size"),
     "max_length": (int, "maximum sequence length; static pads to it"),
     "max_tokens": (str, "dynamic token budget per batch, padding counted: 'auto' (measured per backend) or a number"),

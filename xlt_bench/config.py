@@ -23,7 +23,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-BATCHINGS = ("static", "static-longest", "dynamic")
+# dynamic-shared: the dynamic partition planned with the run's first backend/dtype's cost model, run on every
+# backend, so backend ratios compare runtimes on identical batches (README "Comparing backends").
+BATCHINGS = ("static", "static-longest", "dynamic", "dynamic-shared")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")
 BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "compile", "optimum", "fake")

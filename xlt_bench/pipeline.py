@@ -247,7 +247,8 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
                     cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta)
             cost, budget = cost_models.get((backend_name, dtype), (None, None))
             ctx = ScenarioContext(cfg=cfg, bundle=bundle, shape=shape, workload=workload, clock=clock,
-                                  cost=cost, budget=budget, run_meta=run_meta, say=_say)
+                                  cost=cost, budget=budget, run_meta=run_meta, say=_say,
+                                  shared_plan=_shared_plan(plan.pairs[0], cost_models))
             backend_rows, backend_outputs = scenario.run(ctx, backend)
         finally:
             # Release sessions, compiled graphs and model copies before the next backend (bounded memory).
@@ -269,6 +270,15 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
     del bundle, outputs
     _release_memory()
     return rows
+
+
+def _shared_plan(first: tuple[str, str], cost_models: dict) -> tuple[CostModel | None, int | None, str] | None:
+    """What batching 'dynamic-shared' plans with on every backend: the run's first backend/dtype's cost model and
+    budget (probed first, since that pair runs first)."""
+    if first not in cost_models:
+        return None
+    model, budget = cost_models[first]
+    return model, budget, "/".join(first)
 
 
 def _release_memory() -> None:

@@ -79,7 +79,7 @@ def backend_dtype_pairs(cfg: RunConfig) -> list[tuple[str, str]]:
 
 def _check_budget(cfg: RunConfig, specs: list[TaskSpec]) -> None:
     """A token budget must hold one sequence of every task (QA windows are 384 tokens whatever --max-length says)."""
-    if "dynamic" not in cfg.batching or not isinstance(cfg.max_tokens, int):
+    if not any(b.startswith("dynamic") for b in cfg.batching) or not isinstance(cfg.max_tokens, int):
         return
     for spec in specs:
         need = spec.max_length or cfg.max_length

@@ -104,6 +104,8 @@ def _aggregate(group: list[dict[str, Any]]) -> dict[str, Any]:
         alignment_top1=_mean([r.get("alignment_top1") for r in group]),
         langs=[r["lang"] for r in group], notes=[],
     )
+    if first.get("partition_of"):   # dynamic-shared: whose plan these batches are
+        out["partition_of"] = first["partition_of"]
     missing = [f for f in ROW_FIELDS if f not in out]
     assert not missing, missing
     return out

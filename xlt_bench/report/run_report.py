@@ -9,6 +9,7 @@ from . import plots, sections, tables
 from .blocks import Block
 from .html import render_html
 from .markdown import render_markdown
+from .shared_partition import shared_partition_section
 
 
 @dataclass
@@ -50,6 +51,7 @@ def layout(doc: dict[str, Any], ctx: dict[str, Any], charts: dict, skipped: dict
         *sections.per_language_section(df, [chart("throughput_per_language"), chart("padding_waste_per_language"),
                                             chart("speedup_vs_length")]),
         *sections.config_section(df, doc),
+        *shared_partition_section(df),
         chart("latency_distribution"), chart("quality_vs_throughput"),
         *sections.quality_section(df, doc),
         *sections.grouping_section(per_lang, ctx["group_of"]), chart("groupings"),

@@ -70,6 +70,8 @@ class ScenarioContext:
     budget: int | None = None    # dynamic token budget, padding counted (--max-tokens or the probe's 'auto')
     say: Callable[[str], None] = print
     warmed: set[tuple[int, int]] = field(default_factory=set)  # padded shapes this backend has run already
+    # The cost model, budget and "backend/dtype" of the run's first backend: what batching 'dynamic-shared' plans with.
+    shared_plan: tuple[CostModel | None, int | None, str] | None = None
 
 
 Outputs = dict[tuple, list[np.ndarray]]
@@ -87,7 +89,7 @@ class Scenario(ABC):
 
     def needs_cost_model(self, cfg: RunConfig) -> bool:
         """Whether run() wants ctx.cost (a start-up probe of the backend)."""
-        return "dynamic" in cfg.batching
+        return any(b.startswith("dynamic") for b in cfg.batching)
 
     @abstractmethod
     def run(self, ctx: ScenarioContext, backend: Backend) -> tuple[list[dict[str, Any]], Outputs]:

@@ -49,6 +49,10 @@ class TrainScenario(Scenario):
             can = [n for n in REGISTRY if _trainable(n)]
             raise InputError(f"backend(s) {', '.join(cannot)} cannot train; the train scenario runs: "
                              f"{', '.join(can)}", file=cfg.source, field="backends")
+        if "dynamic-shared" in cfg.batching:
+            raise InputError("batching 'dynamic-shared' compares inference backends on one partition; the train "
+                             "scenario plans each backend's steps itself (use dynamic)", file=cfg.source,
+                             field="batching")
         bad = [d for d in cfg.dtype if d not in TRAIN_DTYPES]
         if bad:
             raise InputError(f"dtype(s) {', '.join(bad)} are not trained here; use {', '.join(TRAIN_DTYPES)} "
