@@ -179,9 +179,9 @@ def test_workload_flops_of_static_is_padded_to_max_length():
     from xlt_bench.flops import EncoderShape, executed_flops
     from xlt_bench.models import preset_config
     cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=10, max_length=64, min_repeats=2)
-    shape = EncoderShape.from_config(preset_config("tiny-xlmr"), "sequence", 3)
+    flops_shape = EncoderShape.from_config(preset_config("tiny-xlmr"), "sequence", 3)
     flops = workload_flops(cfg)
-    assert flops["static"] == 2 * executed_flops(shape, [(10, 64)])
+    assert flops["static"] == 2 * executed_flops(flops_shape, [(10, 64)])
     assert 0 < flops["dynamic"] < flops["static"]
 
 

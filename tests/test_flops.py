@@ -96,17 +96,17 @@ def counted_flops(bundle, rows: int, length: int, device: str = "meta") -> int:
 @pytest.mark.parametrize("kind", ["pair"] + [pytest.param(k, marks=pytest.mark.slow) for k in KINDS if k != "pair"])
 def test_matches_flop_counter_mode(meta_models, name, kind):
     bundle = meta_models[name, kind]
-    shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
+    flops_shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
     for rows, length in SHAPES:
         expected = counted_flops(bundle, rows, length)
-        got = executed_flops(shape, [(rows, length)])
+        got = executed_flops(flops_shape, [(rows, length)])
         assert abs(got - expected) <= 0.01 * expected, (name, kind, rows, length, got, expected)
 
 
 def test_meta_device_counts_like_real_weights():
     # The cross-check runs on meta tensors; a real (tiny) model must count the same ops on the CPU.
     bundle = build_model("tiny-mbert", "pair", 3)          # sdpa, the default
-    shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
+    flops_shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
     with torch.device("meta"):
         meta_bundle = build_model("tiny-mbert", "pair", 3, attn="eager")
     cpu = counted_flops(build_model("tiny-mbert", "pair", 3, attn="eager"), 3, 19, device="cpu")
@@ -116,10 +116,10 @@ def test_meta_device_counts_like_real_weights():
     # 2 layers x 2 products x 2 FLOPs x rows 3 x 19^2 x hidden 32.
     attention = 2 * 2 * 2 * 3 * 19 * 19 * 32
     assert counted_flops(bundle, 3, 19, device="cpu") == cpu - attention
-    assert abs(forward_flops(shape, 19, rows=3) - cpu) <= 0.01 * cpu
+    assert abs(forward_flops(flops_shape, 19, rows=3) - cpu) <= 0.01 * cpu
 
 
 def test_from_config_reads_the_preset():
     bundle = build_model("tiny-xlmr", "tagging", 5)
-    shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
-    assert shape == EncoderShape(hidden=32, layers=2, attn_heads=2, ffn=64, head_kind="token", num_labels=5)
+    flops_shape = EncoderShape.from_config(bundle.config, bundle.head, bundle.num_labels)
+    assert flops_shape == EncoderShape(hidden=32, layers=2, attn_heads=2, ffn=64, head_kind="token", num_labels=5)

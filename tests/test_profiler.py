@@ -119,8 +119,9 @@ def _row(lang, batching, real, padded, wall, lat, n=10):
     m = Measurement(batches=[Batch(np.arange(n), padded // n)], latencies_ms=lat, pass_wall_s=[wall],
                     outputs=[], warmup_shapes=1)
     ident = dict(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching)
-    shape = EncoderShape(hidden=8, layers=1, attn_heads=2, ffn=16, head_kind="sequence", num_labels=3)
-    return measurement_row(ident=ident, lengths=lengths, n_examples=n, measurement=m, shape=shape, peak_flops=1e9)
+    flops_shape = EncoderShape(hidden=8, layers=1, attn_heads=2, ffn=16, head_kind="sequence", num_labels=3)
+    return measurement_row(ident=ident, lengths=lengths, n_examples=n, measurement=m, shape=flops_shape,
+                           peak_flops=1e9)
 
 
 def test_all_row_sums_tokens_and_time_and_pools_latencies():

@@ -44,10 +44,10 @@ def test_training_flops_match_flop_counter(model, kind, labels, rows, length):
         else:
             target = torch.zeros(rows, 2, dtype=torch.long)
         _loss(torch, bundle.head, logits.float(), target).backward()
-    shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
-    analytic = train_step_flops(shape, length, rows)
+    flops_shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
+    analytic = train_step_flops(flops_shape, length, rows)
     assert abs(counter.get_total_flops() - analytic) / analytic < 0.01
-    assert analytic == 3 * forward_flops(shape, length, rows)
+    assert analytic == 3 * forward_flops(flops_shape, length, rows)
 
 
 @pytest.mark.slow
@@ -65,8 +65,8 @@ def test_train_scenario_rows(tmp_path):
     static_en = next(r for r in per_lang if r["lang"] == "en" and r["batching"] == "static")
     # Static pads 24 sequences to 128 in one batch of 24 (batch size 32).
     assert static_en["padded_tokens"] == 24 * 128 and static_en["n_batches"] == 1
-    shape = EncoderShape(hidden=32, layers=2, attn_heads=2, ffn=64, head_kind="sequence", num_labels=3)
-    assert static_en["flops_executed"] == train_executed_flops(shape, [(24, 128)])
+    flops_shape = EncoderShape(hidden=32, layers=2, attn_heads=2, ffn=64, head_kind="sequence", num_labels=3)
+    assert static_en["flops_executed"] == train_executed_flops(flops_shape, [(24, 128)])
     dynamic_en = next(r for r in per_lang if r["lang"] == "en" and r["batching"] == "dynamic")
     assert dynamic_en["padding_waste"] < static_en["padding_waste"]
     assert any(r["lang"] == "ALL" and r["scenario"] == "train" for r in doc["rows"])
@@ -112,15 +112,15 @@ def test_padding_ratio_by_hand():
     import numpy as np
 
     from xlt_bench.train_cost import padding_ratio
-    shape = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
+    flops_shape = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
     lengths = np.array([5, 2, 5, 3])
     useful = 2 * 3416 + 1208 + 1880          # tests/test_flops.py's hand counts at L = 5, 2, 3
-    static = 4 * forward_flops(shape, 8)      # every row padded to max_length 8
-    assert padding_ratio(shape, lengths, "static", 8, 2) == pytest.approx(static / useful)
+    static = 4 * forward_flops(flops_shape, 8)      # every row padded to max_length 8
+    assert padding_ratio(flops_shape, lengths, "static", 8, 2) == pytest.approx(static / useful)
     # Greedy fill under 2 x 8 = 16 padded tokens over sorted lengths 2, 3, 5, 5: [2, 3, 5] runs as 3 x 5 = 15
     # tokens; adding the second 5 would make 4 x 5 = 20 > 16, so it runs alone (1 x 5).
     dynamic = 3 * 3416 + 3416
-    assert padding_ratio(shape, lengths, "dynamic", 8, 2) == pytest.approx(dynamic / useful)
+    assert padding_ratio(flops_shape, lengths, "dynamic", 8, 2) == pytest.approx(dynamic / useful)
 
 
 def test_estimate_counts_passes_and_copies(tmp_path):

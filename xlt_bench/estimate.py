@@ -36,7 +36,7 @@ class Estimate:
 
 def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
     """Forward FLOPs per batching over the shipped length profiles, times the minimum repeats; None for a model
-    that is not a preset (its shape is unknown without loading it)."""
+    that is not a preset (its dimensions are unknown without loading it)."""
     import numpy as np
 
     from .flops import EncoderShape, executed_flops, useful_flops
@@ -48,15 +48,16 @@ def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
     profiles, totals = available_profiles(), dict.fromkeys(cfg.batching, 0.0)
     for task in cfg.tasks:
         spec = get_task(task)
-        shape = EncoderShape.from_config(preset_config(cfg.model), HEAD_FOR_KIND[spec.kind], max(spec.num_labels, 1))
+        flops_shape = EncoderShape.from_config(preset_config(cfg.model), HEAD_FOR_KIND[spec.kind],
+                                               max(spec.num_labels, 1))
         for lang in resolve_langs(spec, cfg.langs):
             hist = profiles.get((task, lang), {}).get("hist")
             if hist is None:
                 continue
             lengths = np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length)
             for batching in cfg.batching:
-                totals[batching] += (executed_flops(shape, [(len(lengths), cfg.max_length)]) if batching == "static"
-                                     else useful_flops(shape, lengths.tolist()))
+                totals[batching] += (executed_flops(flops_shape, [(len(lengths), cfg.max_length)])
+                                     if batching == "static" else useful_flops(flops_shape, lengths.tolist()))
     return {batching: flops * max(cfg.min_repeats, 1) for batching, flops in totals.items()}
 
 

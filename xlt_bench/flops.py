@@ -54,45 +54,45 @@ class EncoderShape:
                    head_kind=head_kind, num_labels=int(num_labels))
 
 
-def layer_flops(shape: EncoderShape, seq_len: int) -> int:
+def layer_flops(flops_shape: EncoderShape, seq_len: int) -> int:
     """One encoder layer on one sequence of `seq_len` tokens."""
-    h, f, length = shape.hidden, shape.ffn, seq_len
+    h, f, length = flops_shape.hidden, flops_shape.ffn, seq_len
     projections = 2 * length * h * h * 4      # Q, K, V and the attention output
     attention = 2 * length * length * h * 2   # scores QK^T and context AV, all heads together
     feed_forward = 2 * length * h * f * 2     # up and down projections
     return projections + attention + feed_forward
 
 
-def head_flops(shape: EncoderShape, seq_len: int) -> int:
+def head_flops(flops_shape: EncoderShape, seq_len: int) -> int:
     """The task head on one sequence of `seq_len` tokens (see the module docstring)."""
-    h = shape.hidden
-    if shape.head_kind == "sequence":
-        return 2 * h * h + 2 * h * shape.num_labels
-    if shape.head_kind == "token":
-        return 2 * seq_len * h * shape.num_labels
-    if shape.head_kind == "span":
+    h = flops_shape.hidden
+    if flops_shape.head_kind == "sequence":
+        return 2 * h * h + 2 * h * flops_shape.num_labels
+    if flops_shape.head_kind == "token":
+        return 2 * seq_len * h * flops_shape.num_labels
+    if flops_shape.head_kind == "span":
         return 2 * seq_len * h * 2
     return 2 * h * h  # pooled: the unused pooler of the bare model
 
 
-def forward_flops(shape: EncoderShape, seq_len: int, rows: int = 1) -> int:
+def forward_flops(flops_shape: EncoderShape, seq_len: int, rows: int = 1) -> int:
     """Forward FLOPs of `rows` sequences each `seq_len` tokens long (padding included: this is what runs)."""
     if seq_len < 0 or rows < 0:
         raise ValueError(f"seq_len and rows must be non-negative, got {seq_len}, {rows}")
     if seq_len == 0 or rows == 0:
         return 0
-    per_row = shape.layers * layer_flops(shape, seq_len) + head_flops(shape, seq_len)
+    per_row = flops_shape.layers * layer_flops(flops_shape, seq_len) + head_flops(flops_shape, seq_len)
     return rows * per_row
 
 
-def useful_flops(shape: EncoderShape, lengths: Sequence[int]) -> int:
+def useful_flops(flops_shape: EncoderShape, lengths: Sequence[int]) -> int:
     """flops_useful: every sequence at its own unpadded length (special tokens included)."""
-    return sum(forward_flops(shape, int(length)) for length in lengths)
+    return sum(forward_flops(flops_shape, int(length)) for length in lengths)
 
 
-def executed_flops(shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
+def executed_flops(flops_shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
     """flops_executed: every batch as run, given as (rows, padded_len)."""
-    return sum(forward_flops(shape, int(padded_len), int(rows)) for rows, padded_len in batches)
+    return sum(forward_flops(flops_shape, int(padded_len), int(rows)) for rows, padded_len in batches)
 
 
 # --- training (DESIGN §3 "Training FLOPs") -------------------------------------------------------------------------
@@ -108,18 +108,18 @@ TRAIN_PASS_FACTOR = 3
 ADAMW_FLOPS_PER_PARAM = 14
 
 
-def train_step_flops(shape: EncoderShape, seq_len: int, rows: int = 1, passes: int = 1) -> int:
+def train_step_flops(flops_shape: EncoderShape, seq_len: int, rows: int = 1, passes: int = 1) -> int:
     """Forward + backward FLOPs of one step on `rows` x `seq_len`; `passes` > 1 for regimes that run extra forward
     and backward passes per update (K PGD steps of adversarial training -> K + 1 passes)."""
-    return TRAIN_PASS_FACTOR * passes * forward_flops(shape, seq_len, rows)
+    return TRAIN_PASS_FACTOR * passes * forward_flops(flops_shape, seq_len, rows)
 
 
-def train_useful_flops(shape: EncoderShape, lengths: Sequence[int]) -> int:
-    return TRAIN_PASS_FACTOR * useful_flops(shape, lengths)
+def train_useful_flops(flops_shape: EncoderShape, lengths: Sequence[int]) -> int:
+    return TRAIN_PASS_FACTOR * useful_flops(flops_shape, lengths)
 
 
-def train_executed_flops(shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
-    return TRAIN_PASS_FACTOR * executed_flops(shape, batches)
+def train_executed_flops(flops_shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
+    return TRAIN_PASS_FACTOR * executed_flops(flops_shape, batches)
 
 
 def optimizer_flops(n_params: int, steps: int = 1) -> int:

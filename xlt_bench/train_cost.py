@@ -176,8 +176,9 @@ def _check_plan(plan: Plan, text: str) -> None:
 
 # --- estimates ----------------------------------------------------------------------------------------------------
 
-def model_shape(model: str, head: str, num_labels: int) -> tuple[EncoderShape, int]:
-    """FLOP shape and trainable parameter count of a preset or a Hugging Face config (built on the meta device)."""
+def model_flops_shape(model: str, head: str, num_labels: int) -> tuple[EncoderShape, int]:
+    """The EncoderShape (for FLOPs) and trainable parameter count of a preset or a Hugging Face config (built on the
+    meta device)."""
     import torch
 
     from .models import PRESETS, _auto_class, preset_config
@@ -194,22 +195,22 @@ def model_shape(model: str, head: str, num_labels: int) -> tuple[EncoderShape, i
     return EncoderShape.from_config(config, head, max(num_labels, 1)), int(n_params)
 
 
-def padding_ratio(shape: EncoderShape, lengths: np.ndarray, batching: str, max_length: int, batch_size: int,
-                  seed: int = 0) -> float:
+def padding_ratio(flops_shape: EncoderShape, lengths: np.ndarray, batching: str, max_length: int,
+                  batch_size: int, seed: int = 0) -> float:
     """Executed / useful FLOPs of one epoch over `lengths` under a batching strategy, simulated. Dynamic is a greedy
     fill of length-sorted sequences up to batch_size x max_length padded tokens (what a launch-bound accelerator's
     planner converges to: fewest batches)."""
     from .batching import make_batches, plan_dynamic
     from .flops import executed_flops, useful_flops
     lengths = np.minimum(lengths, max_length)
-    useful = useful_flops(shape, lengths.tolist())
+    useful = useful_flops(flops_shape, lengths.tolist())
     if batching == "dynamic":   # no cost model: the planner's greedy fill of the length-sorted sequences
         batches, _ = plan_dynamic(lengths, None, max_tokens=batch_size * max_length, pad_multiple=1,
                                   max_length=max_length)
     else:                       # static-longest in a seeded shuffle of the profile (real data is not sorted)
         order = np.random.default_rng(seed).permutation(len(lengths))
         batches = make_batches(lengths[order], batching, batch_size=batch_size, max_length=max_length)
-    executed = executed_flops(shape, [b.shape for b in batches])
+    executed = executed_flops(flops_shape, [b.shape for b in batches])
     return executed / useful
 
 
@@ -223,7 +224,7 @@ def estimate(plan: Plan, measured: dict[str, Any] | None = None) -> list[dict[st
     out = []
     for regime in plan.regimes:
         spec = get_task(regime.task)
-        shape, n_params = model_shape(regime.model, HEAD_FOR_KIND[spec.kind], spec.num_labels)
+        flops_shape, n_params = model_flops_shape(regime.model, HEAD_FOR_KIND[spec.kind], spec.num_labels)
         profiles = available_profiles()
         missing = [lang for lang in regime.langs if (regime.task, lang) not in profiles]
         if missing:
@@ -239,10 +240,10 @@ def estimate(plan: Plan, measured: dict[str, Any] | None = None) -> list[dict[st
                 # evenly spaced quantiles of the profile, as many as an epoch has (capped to keep this fast).
                 sample = int(min(n_seq / max(regime.epochs, 1e-9), SIMULATED_SEQUENCES))
                 lengths = np.minimum(lengths_from_hist(profile["hist"], max(sample, 1)), regime.max_length)
-                per_seq = TRAIN_PASS_FACTOR * forward_flops_mean(shape, lengths)
+                per_seq = TRAIN_PASS_FACTOR * forward_flops_mean(flops_shape, lengths)
                 lang_useful = n_seq * per_seq * regime.passes
                 useful += lang_useful
-                executed += lang_useful * padding_ratio(shape, lengths, batching, regime.max_length,
+                executed += lang_useful * padding_ratio(flops_shape, lengths, batching, regime.max_length,
                                                         regime.batch_size)
                 sequences += n_seq
             steps = sequences / regime.batch_size
@@ -261,9 +262,9 @@ def estimate(plan: Plan, measured: dict[str, Any] | None = None) -> list[dict[st
     return out
 
 
-def forward_flops_mean(shape: EncoderShape, lengths: np.ndarray) -> float:
+def forward_flops_mean(flops_shape: EncoderShape, lengths: np.ndarray) -> float:
     values, counts = np.unique(lengths, return_counts=True)
-    total = sum(forward_flops(shape, int(v)) * int(c) for v, c in zip(values, counts))
+    total = sum(forward_flops(flops_shape, int(v)) * int(c) for v, c in zip(values, counts))
     return total / max(int(counts.sum()), 1)
 
 

@@ -153,7 +153,7 @@ class _LoadRunner:
         return self._row(policy_name, qps, stats, run, duration)
 
     def _row(self, policy: str, qps: float | None, stats: dict[str, Any], run, duration: float) -> dict[str, Any]:
-        cfg, shape = self.cfg, self.ctx.shape
+        cfg, flops_shape = self.cfg, self.ctx.shape
         done = [r for r in run.requests if r.id in run.end]
         row: dict[str, Any] = dict(
             task=self.ctx.workload.task.name, lang="ALL", model=cfg.model, backend=self.backend.name,
@@ -161,8 +161,8 @@ class _LoadRunner:
             offered_qps=qps if qps is not None else len(run.requests) / max(duration, 1e-9), slo_ms=cfg.slo_ms,
             duration_s=duration, n_examples=len(run.requests), n_sequences=len(run.requests),
             wall_s=max(duration, stats["n_completed"] and max(run.end.values())),
-            flops_useful=useful_flops(shape, [r.length for r in done]),
-            flops_executed=executed_flops(shape, [(b.rows, b.padded_len) for b in run.batches]),
+            flops_useful=useful_flops(flops_shape, [r.length for r in done]),
+            flops_executed=executed_flops(flops_shape, [(b.rows, b.padded_len) for b in run.batches]),
             mfu=None, accuracy=None, agreement=None, max_abs_diff=None, parity_ok=None, is_reference=False,
             langs=sorted(set(self.langs)), notes=[], trace=cfg.trace)
         row.update(stats)
