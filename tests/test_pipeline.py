@@ -57,6 +57,12 @@ def test_synthetic_run_has_every_language_and_all_rows(tmp_path):
     assert {r["batching"] for r in doc["rows"]} == {"static", "dynamic"}
     assert all(r["mfu"] is not None and r["mfu"] > 0 for r in doc["rows"])
     assert "torch/fp32" in doc["run"]["env"]["gemm_peaks"]
+    # Memory per stage and per task; the run's peak is the largest of them (a tiny model: far below 2 GB).
+    run_meta = doc["run"]
+    stages, tasks = run_meta["peak_rss_mb_by_stage"], run_meta["peak_rss_mb_by_task"]
+    assert {"model_build", "measure"} <= set(stages) and set(tasks) == {"pawsx"}
+    assert 0 < max(stages.values()) <= run_meta["peak_rss_mb"] < 2048
+    assert tasks["pawsx"] <= run_meta["peak_rss_mb"]
 
 
 def test_fixed_shape_mode(tmp_path):

@@ -94,3 +94,34 @@ def test_missing_nvml_library_gives_a_note_not_an_error(monkeypatch):
         pass
     assert energy.energy_j is None and energy.mean_util_pct is None
     assert energy.note.startswith(NO_GPU) and "NVML" in energy.note
+
+
+def test_nested_rss_windows_keep_the_outer_peak():
+    from xlt_bench.trackers import RssWindow
+    with RssWindow() as outer:
+        big = np.ones(300 * 1024 * 1024 // 8)   # 300 MB resident, then freed before the inner window resets
+        del big
+        with RssWindow() as inner:
+            small = np.ones(1024)
+            del small
+    if outer.scope != "block":
+        pytest.skip("the kernel's RSS high-water mark cannot be reset here (/proc/self/clear_refs)")
+    assert inner.peak_mb < inner.start_mb + 100          # the inner window starts after the 300 MB were freed
+    assert outer.peak_mb >= outer.start_mb + 250         # the inner reset did not erase the outer block's peak
+    assert RssWindow.process_peak_mb() >= outer.peak_mb
+
+
+def test_stage_clock_reports_each_stages_own_peak():
+    from xlt_bench.scenarios.base import StageClock
+    clock = StageClock()
+    with clock("big"):
+        big = np.ones(300 * 1024 * 1024 // 8)
+        del big
+    with clock("small"):
+        sum(range(1000))
+    from xlt_bench.trackers import RssWindow
+    with RssWindow() as probe:
+        pass
+    if probe.scope != "block":
+        pytest.skip("the kernel's RSS high-water mark cannot be reset here (/proc/self/clear_refs)")
+    assert clock.rss_mb["big"] >= clock.rss_mb["small"] + 250

@@ -39,6 +39,7 @@ from .scenarios import get_scenario
 from .scenarios.base import ScenarioContext, StageClock
 from .schema import atomic_write_text, results_document, write_results
 from .tasks import TaskSpec
+from .trackers import RssWindow, children_peak_rss_mb
 from .workload import load_workload
 
 log = logging.getLogger("xlt_bench")
@@ -75,6 +76,9 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
             finish_metadata(run_meta, started)
             run_meta["time_breakdown_s"] = _breakdown(clock, rows, run_meta)
             run_meta["peak_rss_mb_by_stage"] = {k: round(v, 1) for k, v in clock.rss_mb.items()}
+            run_meta["peak_rss_mb"] = round(RssWindow.process_peak_mb(), 1)
+            children = children_peak_rss_mb()   # ONNX export / fusion run in child processes
+            run_meta["peak_rss_children_mb"] = round(children, 1) if children else None
             write_results(staging / "results.json", run_meta, rows)
             _write_csv(staging / "rows.csv", rows)
             _swap_in(staging, out_dir)
@@ -91,8 +95,11 @@ def _measure_all(cfg: RunConfig, plan: Plan, run_meta: dict, clock: StageClock, 
     with clock("gemm_peaks"):
         run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs)
     cost_models: dict[tuple[str, str], tuple[CostModel | None, int]] = {}
+    by_task = run_meta.setdefault("peak_rss_mb_by_task", {})
     for spec in plan.specs:
-        rows.extend(_run_task(cfg, spec, plan, run_meta, clock, cost_models))
+        with RssWindow() as window:   # flat across tasks: each task's peak should match the first's
+            rows.extend(_run_task(cfg, spec, plan, run_meta, clock, cost_models))
+        by_task[spec.name] = round(window.peak_mb, 1) if window.peak_mb else None
     with clock("gemm_peaks"):
         # Again at the end: the peak is the best the machine showed during the run, so a busy moment at
         # start-up cannot inflate MFU.

@@ -33,12 +33,66 @@ def _cuda_index(device: str | None) -> int | None:
     return torch.cuda.current_device()
 
 
-class MemoryTracker:
-    """Peak resident memory of this process, and CUDA max allocated, over the `with` block.
+class RssWindow:
+    """Peak resident memory of this process over a `with` block, nestable.
 
-    On Linux the kernel's RSS high-water mark is reset on entry (writing 5 to /proc/self/clear_refs), so
-    `peak_rss_mb` is the peak of this block alone (`rss_scope` "block"). Where that is not possible the figure is the
-    process's lifetime peak from getrusage (`rss_scope` "process"). Do not nest trackers: an inner one resets the mark.
+    On Linux the kernel's RSS high-water mark is reset on entry (writing 5 to /proc/self/clear_refs), so `peak_mb`
+    is the peak of this block alone (`scope` "block"). Because a reset erases what enclosing blocks saw, the mark is
+    folded into every open window before each reset and an inner window's peak is passed up on exit: a stage that
+    contains per-measurement windows still reports its own true peak. `process_peak_mb()` is the largest seen by
+    any window. Where the mark cannot be reset, every figure is the process's lifetime peak (`scope` "process")."""
+
+    _open: list[RssWindow] = []
+    _process_peak_mb: float = 0.0
+
+    def __init__(self) -> None:
+        self.peak_mb: float | None = None
+        self.start_mb: float | None = None
+        self.scope: str | None = None
+
+    def __enter__(self) -> RssWindow:
+        RssWindow._fold(_proc_status_mb("VmHWM"))
+        self.scope = "block" if _reset_rss_peak() else "process"
+        self.start_mb = _proc_status_mb("VmRSS")
+        self.peak_mb = self.start_mb or 0.0
+        RssWindow._open.append(self)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        RssWindow._open.remove(self)
+        high_water = _proc_status_mb("VmHWM") if self.scope == "block" else None
+        self.peak_mb = max(self.peak_mb or 0.0, high_water if high_water is not None else _rusage_peak_mb())
+        RssWindow._fold(self.peak_mb)
+
+    @classmethod
+    def _fold(cls, peak_mb: float | None) -> None:
+        if peak_mb is None:
+            return
+        for window in cls._open:
+            window.peak_mb = max(window.peak_mb or 0.0, peak_mb)
+        cls._process_peak_mb = max(cls._process_peak_mb, peak_mb)
+
+    @classmethod
+    def process_peak_mb(cls) -> float:
+        """The largest RSS any window saw, or the lifetime peak where the mark cannot be reset."""
+        current = _proc_status_mb("VmHWM")
+        cls._fold(current)
+        return cls._process_peak_mb or _rusage_peak_mb()
+
+
+def children_peak_rss_mb() -> float | None:
+    """Peak RSS of the largest finished child process (the ONNX export and fusion run in children)."""
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if not peak:
+        return None
+    return peak / _MB if sys.platform == "darwin" else peak / 1024
+
+
+class MemoryTracker:
+    """Peak resident memory of this process (an RssWindow), and CUDA max allocated, over the `with` block.
+
+    `peak_rss_mb` is the peak of this block alone where the kernel allows it (`rss_scope` "block"), else the
+    process's lifetime peak (`rss_scope` "process").
     `device`: the run's device ("cpu", "cuda", "cuda:1"); None means CUDA device 0 when there is one.
     """
 
@@ -52,8 +106,8 @@ class MemoryTracker:
         self._cuda: int | None = None
 
     def __enter__(self) -> MemoryTracker:
-        self.rss_scope = "block" if _reset_rss_peak() else "process"
-        self.rss_start_mb = _proc_status_mb("VmRSS")
+        self._rss = RssWindow().__enter__()
+        self.rss_scope, self.rss_start_mb = self._rss.scope, self._rss.start_mb
         self._cuda = _cuda_index(self.device)
         if self._cuda is None:
             self.note = "no CUDA device in use: cuda_max_allocated_mb is null"
@@ -68,8 +122,8 @@ class MemoryTracker:
             import torch
             torch.cuda.synchronize(self._cuda)
             self.cuda_max_allocated_mb = torch.cuda.max_memory_allocated(self._cuda) / _MB
-        high_water = _proc_status_mb("VmHWM") if self.rss_scope == "block" else None
-        self.peak_rss_mb = high_water if high_water is not None else _rusage_peak_mb()
+        self._rss.__exit__(*exc_info)
+        self.peak_rss_mb = self._rss.peak_mb
 
 
 def _reset_rss_peak() -> bool:

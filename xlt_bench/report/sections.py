@@ -34,6 +34,14 @@ def run_header(doc: dict[str, Any]) -> list[Block]:
     if breakdown:
         parts = [f"{name.replace('_', ' ')} {sig(seconds)}" for name, seconds in breakdown.items() if name != "total"]
         lines.append("Where the run's time went (s): " + ", ".join(parts) + ".")
+    memory = run.get("peak_rss_mb_by_stage") or {}
+    if memory:
+        parts = [f"{name.replace('_', ' ')} {num(mb)}" for name, mb in memory.items()]
+        tasks = ", ".join(f"{t} {num(mb)}" for t, mb in (run.get("peak_rss_mb_by_task") or {}).items())
+        children = run.get("peak_rss_children_mb")
+        lines.append(f"Peak RSS (MB): run {num(run.get('peak_rss_mb'))}; per stage " + ", ".join(parts)
+                     + (f"; per task {tasks}" if tasks else "")
+                     + (f"; largest child process (ONNX export) {num(children)}" if children else "") + ".")
     return [heading(f"xlt-bench report — {run.get('id', 'run')}", 1), *[para(line) for line in lines]]
 
 

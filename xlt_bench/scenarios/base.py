@@ -22,12 +22,14 @@ from ..batching import CostModel
 from ..config import RunConfig
 from ..flops import EncoderShape
 from ..models import ModelBundle
+from ..trackers import RssWindow
 from ..workload import Workload
 
 
 class StageClock:
     """Wall seconds per stage of the whole run, so the report can show where a run's time went beyond the timed
-    region (model build, export, peaks, cost probes, warm-up), and the peak RSS seen at the end of each stage."""
+    region (model build, export, peaks, cost probes, warm-up), and the peak RSS within each stage (the largest over
+    its occurrences: which stage sets the run's memory high-water mark)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -36,26 +38,14 @@ class StageClock:
     @contextmanager
     def __call__(self, stage: str):
         start = time.perf_counter()
+        window = RssWindow().__enter__()
         try:
             yield
         finally:
+            window.__exit__(None, None, None)
             self.seconds[stage] += time.perf_counter() - start
-            rss = _peak_rss_mb()
-            if rss is not None:
-                self.rss_mb[stage] = max(self.rss_mb.get(stage, 0.0), rss)
-
-
-def _peak_rss_mb() -> float | None:
-    # VmHWM: the process's peak so far. Per stage this is the peak up to the end of that stage, which is what
-    # shows whether memory keeps growing from one task or backend to the next.
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+            if window.peak_mb:
+                self.rss_mb[stage] = max(self.rss_mb.get(stage, 0.0), window.peak_mb)
 
 
 @dataclass
