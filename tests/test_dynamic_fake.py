@@ -106,6 +106,11 @@ def test_dynamic_shared_runs_the_first_backends_partition_on_every_backend(tmp_p
         same_plan = (eager_own["n_batches"], eager_own["padded_tokens"]) == (1, fake_own["padded_tokens"])
         assert any("reused" in n for n in eager_shared["notes"]) == same_plan
     assert every[("ALL", "eager", "dynamic-shared")]["n_batches"] == 2
+    # Every row carries its backend's prediction; for the dynamic plan it is the planner's figure of the chosen one.
+    fake_en = every[("en", "fake", "dynamic")]
+    assert fake_en["predicted_s"] == pytest.approx(fake_en["plan_predicted_s"][fake_en["plan_chosen"]])
+    assert every[("ALL", "fake", "static")]["predicted_s"] == pytest.approx(
+        sum(every[(lang, "fake", "static")]["predicted_s"] for lang in ("en", "th")))
 
 
 def test_dynamic_shared_is_refused_by_the_train_scenario():

@@ -222,3 +222,17 @@ def test_incomplete_or_missing_results_raise_input_error(tmp_path):
     with pytest.raises(InputError):
         render_run(write_doc(tmp_path, doc))
     assert not (tmp_path / "report.md").exists()
+
+
+def test_cost_model_prediction_beside_the_measured_speedup():
+    doc = make_document()
+    for row in doc["rows"]:   # a cost model linear in padded tokens: 1 ms each
+        row["predicted_s"] = row["padded_tokens"] * 1e-3
+    t = tables.language_table(tables.rows_frame(doc), "pawsx", "eager", "fp32")
+    assert t.loc["en", "predicted:dynamic"] == pytest.approx(N_EXAMPLES * MAX_LEN / dynamic_padded("en"))
+    md = run_report.build_run_report(doc).markdown
+    static_total = N_EXAMPLES * MAX_LEN * len(PAWSX_LANGS)
+    dynamic_total = sum(dynamic_padded(lang) for lang in PAWSX_LANGS)
+    assert f"the backend's cost model predicts {static_total / dynamic_total:.2f}× for these batches" in md
+    assert "cost model predicts dynamic÷static" in md
+    assert "cost model predicts" not in run_report.build_run_report(make_document()).markdown

@@ -72,6 +72,8 @@ for _m in (
     Metric("forward_s", "s", "none", "sum", "seconds per pass inside forward calls", ("offline", "train")),
     Metric("harness_overhead_s", "s", "lower", "sum", "timed wall minus time inside forward calls",
            ("offline", "train")),
+    Metric("predicted_s", "s", "none", "sum", "one pass predicted by the backend's own batch cost model",
+           ("offline",)),
     Metric("warmup_s", "s", "none", "sum", "seconds spent warming new padded shapes", _ALL_SCENARIOS),
     Metric("tokenize_s", "s", "none", "sum", "tokenization time, outside the timed region", _ALL_SCENARIOS),
     Metric("n_truncated", "sequences", "lower", "sum", "sequences cut at --max-length", _ALL_SCENARIOS),

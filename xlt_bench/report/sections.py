@@ -55,8 +55,10 @@ def summary_line(task: str, backend: str, dtype: str, s: dict[str, Any]) -> str:
     """E.g. 'XNLI, eager fp32: dynamic 2.80× static overall (range 1.90–4.10× across 15 languages); waste 62% → 3%'."""
     spread = (f" (range {s['low']:.2f}–{s['high']:.2f}× across {s['n_langs']} languages)"
               if s["n_langs"] > 1 else "")
-    return (f"**{task.upper()}, {backend} {dtype}**: {s['other']} {times(s['overall'])} {s['base']} overall{spread}; "
-            f"padding waste {pct(s['waste_base'], 0)} → {pct(s['waste_other'], 0)}.")
+    predicted = (f" (the backend's cost model predicts {times(s['predicted'])} for these batches)"
+                 if not pd.isna(s.get("predicted", np.nan)) else "")
+    return (f"**{task.upper()}, {backend} {dtype}**: {s['other']} {times(s['overall'])} {s['base']} overall{spread}"
+            f"{predicted}; padding waste {pct(s['waste_base'], 0)} → {pct(s['waste_other'], 0)}.")
 
 
 def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
@@ -68,6 +70,8 @@ def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
     for b in batchings:
         if b != base:
             out[f"speedup {b}÷{base}"] = [times(v) for v in t[f"speedup:{b}"]]
+            if t[f"predicted:{b}"].notna().any():
+                out[f"cost model predicts {b}÷{base}"] = [times(v) for v in t[f"predicted:{b}"]]
     for b in batchings:
         out[f"waste {b}"] = [pct(v) for v in t[f"waste:{b}"]]
     for b in batchings:
