@@ -164,3 +164,22 @@ def test_timed_tracker_brackets_the_timed_passes_only():
     m = measure(fake, prepared, batches, lengths, min_repeats=3, timed_tracker=tracker())
     assert m.warmup_shapes == 1 and seen["calls_at_enter"] == 1      # one warm-up call, outside the tracker
     assert seen["calls_at_exit"] - seen["calls_at_enter"] == 3 * 2    # three timed passes of two batches
+
+
+def test_cost_probe_warms_each_shape_as_often_as_the_backend_asks():
+    """A backend that compiles on its second call (TorchScript on CUDA) must not have that call timed by the probe."""
+    from collections import Counter
+
+    from xlt_bench.backends.fake import FakeBackend, FakeCost
+    from xlt_bench.models import build_model
+
+    class CompilesOnSecondCall(FakeBackend):
+        warmup_calls = 2
+
+    fake = CompilesOnSecondCall(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=1.0))
+    fake.load()
+    _, samples, _ = probe_cost_model(fake, vocab_size=250002, pad_id=1, max_length=32, repeats=2,
+                                     max_tokens=256, shape_limit_s=0.05)
+    calls = Counter(fake.calls)
+    # Each probed shape: two warm-up calls, then the two timed repeats.
+    assert all(calls[(rows, plen)] == 4 for rows, plen, _ in samples), calls

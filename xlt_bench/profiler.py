@@ -163,7 +163,8 @@ def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length:
         if backend.bundle.takes_token_types:
             inputs["token_type_ids"] = np.zeros_like(ids)
         prepared = backend.prepare(inputs)
-        backend.fetch(backend.forward(prepared))  # warm-up (compilation, allocator)
+        for _ in range(backend.warmup_calls):   # as before timing (TorchScript on CUDA compiles on its 2nd call)
+            backend.fetch(backend.forward(prepared))
         backend.synchronize()
         return float(min(timed_pass(backend, [prepared])[2] for _ in range(repeats)))
 
