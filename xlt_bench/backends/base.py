@@ -1,4 +1,5 @@
-"""The backend contract (DESIGN §5): load, run a batch, say whether padding is needed.
+"""The backend contract (DESIGN §5): load, run a batch, fetch its output. Every backend runs rectangular padded
+batches (rows x padded length), so there is no unpadded path to declare.
 
 The profiler drives a backend in three steps so that host->device copies and output fetches stay outside the
 timed region: `prepare` (inputs to device-ready form), `forward` (the timed call), `fetch` (to float32 numpy).
@@ -19,8 +20,6 @@ class Backend(ABC):
     name: ClassVar[str]
     # (device, dtype) pairs this backend can run.
     supported: ClassVar[frozenset[tuple[str, str]]]
-    # True when the backend executes rectangular padded batches (all of ours today).
-    needs_padding: ClassVar[bool] = True
     # True when a new input shape triggers a recompilation (reported; warm-up covers it).
     recompiles_per_shape: ClassVar[bool] = False
     # Library whose GEMM peak the MFU of this backend is measured against ("torch" or "onnxruntime").
