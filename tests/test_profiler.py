@@ -183,3 +183,16 @@ def test_cost_probe_warms_each_shape_as_often_as_the_backend_asks():
     calls = Counter(fake.calls)
     # Each probed shape: two warm-up calls, then the two timed repeats.
     assert all(calls[(rows, plen)] == 4 for rows, plen, _ in samples), calls
+
+
+def test_injected_slowdown_scales_every_batch():
+    """On a backend that sleeps a known 20 ms, a slowdown of 0.5 makes each timed batch take 30 ms."""
+    from xlt_bench.backends.fake import FakeBackend, FakeCost
+    from xlt_bench.models import build_model
+    fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=20.0))
+    lengths = np.array([6, 7])
+    batches = make_batches(lengths, "static", batch_size=1, max_length=8)
+    prepared = prepare_batches(fake, _ids(lengths), None, batches, pad_id=1)
+    _, latencies, wall = timed_pass(fake, prepared, inject_slowdown=0.5)
+    assert all(29.0 <= ms <= 40.0 for ms in latencies), latencies
+    assert wall >= 0.058

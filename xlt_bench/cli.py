@@ -37,6 +37,8 @@ RUN_OPTIONS = {
     "min_repeats": (int, "and at least this many timed passes"),
     "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape [off]"),
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
+    "inject_slowdown": (float, "testing aid: make every timed batch take (1 + this) times as long (a uniform "
+                               "regression: 0.25 = 20% fewer tok/s)"),
     "cache_dir": (str, "where exported ONNX models are cached"),
     "scenario": (str, "offline | server | train"),
     "attn": (str, "attention implementation: sdpa | eager [what from_pretrained gives: sdpa]"),

@@ -71,6 +71,8 @@ class RunConfig:
     shape: tuple[int, int] | None = None
     # Testing aid for the gate: sleep this long inside every timed batch.
     inject_delay_ms: float = 0.0
+    # Testing aid: every timed batch takes (1 + this) times as long (a uniform slowdown, to plant a regression).
+    inject_slowdown: float = 0.0
     # Choose dynamic batch boundaries with a cost model measured per backend at start-up.
     cost_model: bool = True
     # offline | server | train (xlt_bench/scenarios): who owns time and the arrival of inputs.
@@ -143,7 +145,7 @@ class RunConfig:
                         "will suffer", self.threads, os.cpu_count() or 1)
         if self.seed < 0:
             self._fail("seed", "must be a non-negative integer")
-        for name in ("min_seconds", "inject_delay_ms"):
+        for name in ("min_seconds", "inject_delay_ms", "inject_slowdown"):
             if getattr(self, name) < 0:
                 self._fail(name, "must not be negative")
         if not self.tasks:

@@ -116,7 +116,8 @@ def parse_check(text: str) -> Check:
 WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "batch_size", "max_length",
                      "max_tokens", "pad_multiple", "device", "dtype", "shape", "seed", "scenario", "attn")
 # Settings that change timing but not the workload: compared with a warning.
-TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "cost_model_file", "inject_delay_ms")
+TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "cost_model_file", "inject_delay_ms",
+                   "inject_slowdown")
 # Settings whose list order matters (not sorted before comparing).
 ORDERED_SETTINGS = ("shape",)
 # Machine facts in run.env (first key found wins; env layouts may name them differently).

@@ -65,16 +65,21 @@ def warm_up(backend: Backend, prepared: Sequence, batches: Sequence[Batch],
     return count
 
 
-def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.0) -> tuple[list, list[float], float]:
-    """One pass over all batches. Returns raw outputs, per-batch latencies (ms) and the pass wall time (s)."""
+def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.0,
+               inject_slowdown: float = 0.0) -> tuple[list, list[float], float]:
+    """One pass over all batches. Returns raw outputs, per-batch latencies (ms) and the pass wall time (s).
+    The two testing aids plant regressions: a fixed sleep per batch, or a sleep of `inject_slowdown` times the
+    batch's own time (every batch (1 + x) times slower, whatever its shape)."""
     if backend.device == "cuda":
-        return _timed_pass_cuda(backend, prepared, inject_delay_ms)
+        return _timed_pass_cuda(backend, prepared, inject_delay_ms, inject_slowdown)
     outputs, latencies = [], []
     clock = time.perf_counter
     start = clock()
     for inputs in prepared:
         t0 = clock()
         out = backend.forward(inputs)
+        if inject_slowdown:
+            time.sleep(inject_slowdown * (clock() - t0))
         if inject_delay_ms:
             time.sleep(inject_delay_ms / 1000.0)
         latencies.append((clock() - t0) * 1000.0)
@@ -82,7 +87,8 @@ def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.
     return outputs, latencies, clock() - start
 
 
-def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: float) -> tuple[list, list[float], float]:
+def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: float,
+                     inject_slowdown: float) -> tuple[list, list[float], float]:
     import torch
     outputs, events = [], []
     torch.cuda.synchronize()
@@ -90,7 +96,11 @@ def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: floa
     for inputs in prepared:
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         begin.record()
+        t0 = time.perf_counter()
         outputs.append(backend.forward(inputs))
+        if inject_slowdown:   # a testing aid: this one synchronisation per batch is what it plants
+            backend.synchronize()
+            time.sleep(inject_slowdown * (time.perf_counter() - t0))
         if inject_delay_ms:
             time.sleep(inject_delay_ms / 1000.0)
         end.record()
@@ -101,7 +111,7 @@ def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: floa
 
 
 def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
-            min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0,
+            min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0, inject_slowdown: float = 0.0,
             seq_output: bool = False, warmed_shapes: set[tuple[int, int]] | None = None,
             timed_tracker: Any = None) -> Measurement:
     """Warm up, then timed passes. `timed_tracker` (a context manager, e.g. the energy tracker) brackets the timed
@@ -114,7 +124,7 @@ def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], leng
     first_outputs: list = []
     with timed_tracker if timed_tracker is not None else nullcontext():
         while len(walls) < min_repeats or sum(walls) < min_seconds:
-            outs, lat, wall = timed_pass(backend, prepared, inject_delay_ms)
+            outs, lat, wall = timed_pass(backend, prepared, inject_delay_ms, inject_slowdown)
             if not walls:
                 first_outputs = outs
             latencies.extend(lat)
