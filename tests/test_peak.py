@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from xlt_bench.models import ffn_sizes
 from xlt_bench.peak import gemm_peak, measure_peaks
 
 SMALL = dict(m=256, k=768, n=768)  # 0.3 GFLOP per call: a few ms, so the tests stay fast on a loaded machine
@@ -67,7 +68,18 @@ def test_measure_peaks_keys_and_nulls():
     peaks = measure_peaks([("torch", "fp32"), ("onnxruntime", "bf16"), ("torch", "fp32")], "cpu", 1, seconds=0.01)
     assert list(peaks) == ["torch/fp32", "onnxruntime/bf16"]
     assert peaks["torch/fp32"]["flops_per_s"] > 0
+    assert (peaks["torch/fp32"]["m"], peaks["torch/fp32"]["k"], peaks["torch/fp32"]["n"]) == (2048, 768, 3072)
     assert peaks["onnxruntime/bf16"]["flops_per_s"] is None and "not measured" in peaks["onnxruntime/bf16"]["note"]
+
+
+def test_measure_peaks_times_the_models_own_up_projection():
+    # xlmr-large: hidden 1024 -> intermediate 4096, not the base model's 768 -> 3072.
+    hidden, intermediate = ffn_sizes("xlmr-large")
+    assert (hidden, intermediate) == (1024, 4096)
+    peak = measure_peaks([("torch", "fp32")], "cpu", 1, seconds=0.01, hidden=hidden,
+                         intermediate=intermediate)["torch/fp32"]
+    assert (peak["m"], peak["k"], peak["n"]) == (2048, 1024, 4096) and peak["flops_per_s"] > 0
+    assert ffn_sizes("some-org/not-a-preset") is None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")

@@ -126,6 +126,13 @@ def _auto_class(head: str):
             "span": tf.AutoModelForQuestionAnswering, "pooled": tf.AutoModel}[head]
 
 
+def ffn_sizes(name: str) -> tuple[int, int] | None:
+    """(hidden, intermediate) of a preset, read from its table entry without building anything: the k and n of its
+    feed-forward up-projection, the GEMM the MFU peak is timed on. None for a model that is not a preset."""
+    spec = PRESETS.get(name)
+    return (spec["hidden_size"], spec["intermediate_size"]) if spec else None
+
+
 def preset_config(name: str, num_labels: int = 2, attn: str = DEFAULT_ATTN):
     from transformers import BertConfig, XLMRobertaConfig
     spec = dict(PRESETS[name])

@@ -3,8 +3,9 @@
 The peak is measured on the same machine in the same run, with the kernels the backends use, because they differ a lot
 (on the development CPU torch/MKL and ONNX Runtime/MLAS fp32 GEMMs differ about twofold).
 
-- Shape: one encoder feed-forward GEMM by default, (m, k, n) = (2048, 768, 3072): 2048 tokens (a 32 x 64 batch)
-  through the 768 -> 3072 up-projection of a base model. FLOPs per call = 2 m n k.
+- Shape: the model's own feed-forward up-projection, (m, k, n) = (2048, hidden, intermediate): 2048 tokens (a 32 x 64
+  batch) through hidden -> intermediate; (2048, 768, 3072), a base model's, when the sizes are not given.
+  FLOPs per call = 2 m n k.
 - Figure: `flops_per_s` = 2 m n k / median seconds per call, after one untimed warm-up call; calls repeat until
   `seconds` have elapsed and at least `min_repeats` calls were timed. `flops_per_s_best` uses the fastest call.
 - torch fp32/bf16/fp16: `torch.matmul` (fp16 on CUDA only: torch's CPU fp16 GEMM is a slow scalar fallback).
@@ -52,13 +53,16 @@ def gemm_peak(library: str, dtype: str, device: str = "cpu", seconds: float = 1.
             "m": m, "n": n, "k": k, "repeats": len(times), "seconds": sum(times), "threads": threads}
 
 
-def measure_peaks(pairs: Iterable[tuple[str, str]], device: str, threads: int | None,
-                  seconds: float = 1.5) -> dict[str, dict[str, Any]]:
-    """Peaks keyed "library/dtype". An unsupported pair gets flops_per_s None and a note instead of a figure."""
+def measure_peaks(pairs: Iterable[tuple[str, str]], device: str, threads: int | None, seconds: float = 1.5, *,
+                  hidden: int | None = None, intermediate: int | None = None) -> dict[str, dict[str, Any]]:
+    """Peaks keyed "library/dtype", each timed on the GEMM hidden -> intermediate (the model's up-projection; a base
+    model's 768 -> 3072 for a size not given). An unsupported pair gets flops_per_s None and a note instead."""
+    k = hidden or DEFAULT_MKN[1]
+    n = intermediate or DEFAULT_MKN[2]
     peaks: dict[str, dict[str, Any]] = {}
     for library, dtype in dict.fromkeys(pairs):  # de-duplicated, in order
         try:
-            peaks[f"{library}/{dtype}"] = gemm_peak(library, dtype, device, seconds, threads)
+            peaks[f"{library}/{dtype}"] = gemm_peak(library, dtype, device, seconds, threads, k=k, n=n)
         except (ValueError, RuntimeError, ImportError) as exc:
             peaks[f"{library}/{dtype}"] = {"library": library, "dtype": dtype, "device": device,
                                            "flops_per_s": None, "note": f"peak not measured: {exc}"}
