@@ -196,3 +196,30 @@ def test_injected_slowdown_scales_every_batch():
     _, latencies, wall = timed_pass(fake, prepared, inject_slowdown=0.5)
     assert all(29.0 <= ms <= 40.0 for ms in latencies), latencies
     assert wall >= 0.058
+
+
+def test_cost_probe_stops_at_the_memory_limit():
+    """A device that runs out of memory above 1,024 tokens (or at 2 x 128 with attention's L^2 memory): the
+    probe keeps what ran, never plans past it, and a real error still raises."""
+    from xlt_bench.backends.fake import FakeBackend, FakeCost
+    from xlt_bench.models import build_model
+
+    class SmallDevice(FakeBackend):
+        def forward(self, prepared):
+            rows, plen = prepared["input_ids"].shape
+            if rows * plen > 1024 or (plen == 128 and rows > 1):
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super().forward(prepared)
+
+    fake = SmallDevice(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=2.0))
+    model, samples, budget = probe_cost_model(fake, vocab_size=250002, pad_id=1, max_length=128, repeats=1,
+                                              max_tokens="auto", shape_limit_s=1.0)
+    assert budget <= 1024 and model.max_tokens_measured <= 1024
+    assert all(rows * plen <= 1024 for rows, plen, _ in samples) and (1, 128) in {(r, p) for r, p, _ in samples}
+
+    class Broken(FakeBackend):
+        def forward(self, prepared):
+            raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        probe_cost_model(Broken(build_model("tiny-xlmr", "pair", 3)), vocab_size=250002, pad_id=1, max_length=64)

@@ -185,7 +185,13 @@ def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length:
     samples, rates = [], []
     rows = 1
     while True:
-        seconds = timed(rows, typical)
+        try:
+            seconds = timed(rows, typical)
+        except Exception as exc:  # noqa: BLE001 - only running out of memory ends the search; anything else raises
+            if not (samples and is_out_of_memory(exc)):
+                raise
+            _free_device_memory(backend)
+            break   # the memory limit: the budget stays within what ran
         samples.append((rows, typical, seconds))
         rates.append((rows * typical, rows * typical / seconds))
         best = max(r for _, r in rates)
@@ -198,6 +204,26 @@ def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length:
     for plen in lengths:
         for r in sorted({1, max(1, budget // plen)}):
             if (r, plen) not in {(a, b) for a, b, _ in samples}:
-                samples.append((r, plen, timed(r, plen)))
+                try:
+                    samples.append((r, plen, timed(r, plen)))
+                except Exception as exc:  # noqa: BLE001 - as above
+                    if r == 1 or not is_out_of_memory(exc):
+                        raise
+                    # Attention's L^2 memory at a long length: unmeasured, so the planner stays below it.
+                    _free_device_memory(backend)
     key = f"{backend.name}/{backend.dtype}/{backend.device}"
     return fit_cost_model(samples, key=key), samples, int(budget)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A batch too large for the device or host: torch's CUDA OOM, ONNX Runtime's failed allocation, MemoryError."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "failed to allocate memory" in text or "bad_alloc" in text
+
+
+def _free_device_memory(backend: Backend) -> None:
+    if backend.device == "cuda":
+        import torch
+        torch.cuda.empty_cache()
