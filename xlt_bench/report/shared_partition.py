@@ -41,8 +41,9 @@ def shared_partition_section(df: pd.DataFrame) -> list[Block]:
         return []
     blocks = [heading("Backends on one partition"),
               para("Every backend runs the same length-sorted batches (batching dynamic-shared, planned with the cost "
-                   "model of the run's first backend), so × first is the runtime's speed alone. Own ÷ shared is what "
-                   "each backend's own dynamic plan (its own cost model and budget) adds on top.")]
+                   "model of the run's first backend), so the × column, tok/s ÷ the first backend's on the same batches, is the "
+                   "runtime's speed alone. Own ÷ shared is what each backend's own dynamic plan (its own cost model "
+                   "and budget) adds on top.")]
     for task in ordered(df["task"]):
         t = shared_partition_frame(df, task)
         if t.empty:
