@@ -82,6 +82,12 @@ def test_measure_peaks_times_the_models_own_up_projection():
     assert ffn_sizes("some-org/not-a-preset") is None
 
 
+def test_ffn_sizes_of_a_local_model_directory(tmp_path):
+    from transformers import XLMRobertaConfig
+    XLMRobertaConfig(hidden_size=96, intermediate_size=384, num_attention_heads=4).save_pretrained(tmp_path)
+    assert ffn_sizes(str(tmp_path)) == (96, 384)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "int8"])
 def test_cuda_peak(dtype):

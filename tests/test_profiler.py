@@ -120,7 +120,7 @@ def _row(lang, batching, real, padded, wall, lat, n=10):
                     outputs=[], warmup_shapes=1)
     ident = dict(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching)
     flops_shape = EncoderShape(hidden=8, layers=1, attn_heads=2, ffn=16, head_kind="sequence", num_labels=3)
-    return measurement_row(ident=ident, lengths=lengths, n_examples=n, measurement=m, shape=flops_shape,
+    return measurement_row(ident=ident, lengths=lengths, n_examples=n, measurement=m, flops_shape=flops_shape,
                            peak_flops=1e9)
 
 

@@ -127,10 +127,19 @@ def _auto_class(head: str):
 
 
 def ffn_sizes(name: str) -> tuple[int, int] | None:
-    """(hidden, intermediate) of a preset, read from its table entry without building anything: the k and n of its
-    feed-forward up-projection, the GEMM the MFU peak is timed on. None for a model that is not a preset."""
+    """(hidden, intermediate) of a model, read without building it (a preset's table entry, else its config): the
+    k and n of its feed-forward up-projection, the GEMM the MFU peak is timed on. None when the config cannot be
+    read or lacks them."""
     spec = PRESETS.get(name)
-    return (spec["hidden_size"], spec["intermediate_size"]) if spec else None
+    if spec:
+        return spec["hidden_size"], spec["intermediate_size"]
+    from transformers import AutoConfig
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+    except (OSError, ValueError, KeyError):
+        return None
+    sizes = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
+    return sizes if all(isinstance(v, int) and v > 0 for v in sizes) else None
 
 
 def preset_config(name: str, num_labels: int = 2, attn: str = DEFAULT_ATTN):

@@ -31,7 +31,7 @@ from .batching import CostModel
 from .config import RunConfig
 from .errors import InputError, RunTerminated
 from .flops import EncoderShape
-from .models import build_model
+from .models import build_model, ffn_sizes
 from .preflight import Plan, preflight
 from .profiler import probe_cost_model
 from .rows import apply_peak
@@ -202,7 +202,9 @@ def _measure_peaks(cfg: RunConfig, pairs: list[tuple[str, str]]) -> dict[str, An
     from .peak import measure_peaks
     needed = sorted({(get_backend_class(b).gemm_library, d) for b, d in pairs})
     _say("measuring GEMM peaks for MFU: " + ", ".join(f"{lib}/{d}" for lib, d in needed))
-    return measure_peaks(needed, cfg.device, cfg.threads)
+    # Timed on the model's own feed-forward GEMM (hidden -> intermediate); not a preset: a base model's.
+    hidden, intermediate = ffn_sizes(cfg.model) or (None, None)
+    return measure_peaks(needed, cfg.device, cfg.threads, hidden=hidden, intermediate=intermediate)
 
 
 def _merge_peaks(peaks: dict[str, Any], again: dict[str, Any]) -> None:
@@ -236,7 +238,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
     run_meta["skipped"].extend(workload.skipped)
     for encoded in workload.sets:
         run_meta["notes"].extend(f"{spec.name}/{encoded.lang}: {n}" for n in encoded.notes)
-    shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
+    flops_shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
     rows: list[dict[str, Any]] = []
     outputs: dict[tuple, list[np.ndarray]] = {}
     for backend_name, dtype in plan.pairs:
@@ -253,7 +255,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
                 with clock("cost_probe"):
                     cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta)
             cost, budget = cost_models.get((backend_name, dtype), (None, None))
-            ctx = ScenarioContext(cfg=cfg, bundle=bundle, shape=shape, workload=workload, clock=clock,
+            ctx = ScenarioContext(cfg=cfg, bundle=bundle, flops_shape=flops_shape, workload=workload, clock=clock,
                                   cost=cost, budget=budget, run_meta=run_meta, say=_say,
                                   shared_plan=_shared_plan(plan.pairs[0], cost_models))
             backend_rows, backend_outputs = scenario.run(ctx, backend)

@@ -17,12 +17,12 @@ from .stats import padding_waste, percentile, safe_ratio
 
 
 def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: int, measurement: Measurement,
-                    shape: EncoderShape, peak_flops: float | None = None) -> dict[str, Any]:
+                    flops_shape: EncoderShape, peak_flops: float | None = None) -> dict[str, Any]:
     """The efficiency part of a row; accuracy/agreement/parity are filled in by evaluation."""
     m = measurement
     stats = batch_stats(lengths, m.batches)
-    useful = useful_flops(shape, lengths.tolist())
-    executed = executed_flops(shape, [b.shape for b in m.batches])
+    useful = useful_flops(flops_shape, lengths.tolist())
+    executed = executed_flops(flops_shape, [b.shape for b in m.batches])
     wall = m.wall_s
     row: dict[str, Any] = dict(ident)
     row.update(

@@ -52,7 +52,7 @@ class StageClock:
 class ScenarioContext:
     cfg: RunConfig
     bundle: ModelBundle
-    shape: EncoderShape          # analytic FLOPs of this model and head
+    flops_shape: EncoderShape    # analytic FLOPs of this model and head
     workload: Workload           # the task's encoded languages
     clock: StageClock
     cost: CostModel | None       # the backend's measured batch cost model (None when nothing needs it)

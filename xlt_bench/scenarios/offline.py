@@ -108,7 +108,7 @@ def _time_batches(ctx: ScenarioContext, backend: Backend, encoded, batching: str
     ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=backend.name, device=cfg.device,
                  dtype=backend.dtype, batching=batching, scenario="offline", attn=ctx.bundle.attn)
     row = measurement_row(ident=ident, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
-                          shape=ctx.shape)
+                          flops_shape=ctx.flops_shape)
     energy_j = energy.energy_j / m.n_repeats if energy.energy_j is not None else None
     row.update(n_truncated=encoded.n_truncated, tokenize_s=encoded.tokenize_s, peak_rss_mb=memory.peak_rss_mb,
                cuda_max_allocated_mb=memory.cuda_max_allocated_mb, energy_j=energy_j,

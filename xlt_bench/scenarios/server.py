@@ -153,7 +153,7 @@ class _LoadRunner:
         return self._row(policy_name, qps, stats, run, duration)
 
     def _row(self, policy: str, qps: float | None, stats: dict[str, Any], run, duration: float) -> dict[str, Any]:
-        cfg, flops_shape = self.cfg, self.ctx.shape
+        cfg, flops_shape = self.cfg, self.ctx.flops_shape
         done = [r for r in run.requests if r.id in run.end]
         row: dict[str, Any] = dict(
             task=self.ctx.workload.task.name, lang="ALL", model=cfg.model, backend=self.backend.name,

@@ -132,9 +132,9 @@ class StepRunner:
                      device=cfg.device, dtype=self.backend.dtype, batching=batching, scenario="train",
                      attn=self.ctx.bundle.attn)
         row = measurement_row(ident=ident, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
-                              shape=self.ctx.shape)
-        row.update(flops_useful=train_useful_flops(self.ctx.shape, lengths.tolist()),
-                   flops_executed=train_executed_flops(self.ctx.shape, [b.shape for b in batches]),
+                              flops_shape=self.ctx.flops_shape)
+        row.update(flops_useful=train_useful_flops(self.ctx.flops_shape, lengths.tolist()),
+                   flops_executed=train_executed_flops(self.ctx.flops_shape, [b.shape for b in batches]),
                    optimizer_flops=optimizer_flops(self.n_params, len(batches)),
                    n_truncated=encoded.n_truncated, tokenize_s=encoded.tokenize_s,
                    peak_rss_mb=memory.peak_rss_mb, cuda_max_allocated_mb=memory.cuda_max_allocated_mb,
