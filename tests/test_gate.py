@@ -173,6 +173,19 @@ def test_speedup_falls_back_to_static_longest_reference():
     assert speedups(rows) == {("offline", "xnli", "ALL", "eager", "fp32", "dynamic/static-longest"): 1.5}
 
 
+def test_speedup_of_merged_sweep_rows_stays_within_each_shard():
+    # A sweep's row keys end with the shard: ratios pair rows of one shard (one run, one host) and never another's.
+    from xlt_bench.speedup import speedup_of
+    rows = [{**make_row("static", 100.0, 0.5, None), "shard": "a"}, {**make_row("dynamic", 250.0, 0.1, None),
+                                                                     "shard": "a"},
+            {**make_row("static", 400.0, 0.5, None), "shard": "b"}, {**make_row("dynamic", 600.0, 0.1, None),
+                                                                     "shard": "b"}]
+    table = speedups(rows)
+    assert table == {("offline", "xnli", "ALL", "eager", "fp32", "dynamic/static", "shard=a"): 2.5,
+                     ("offline", "xnli", "ALL", "eager", "fp32", "dynamic/static", "shard=b"): 1.5}
+    assert [speedup_of(r, table) for r in rows] == [None, 2.5, None, 1.5]
+
+
 @pytest.mark.parametrize("text, expected", [
     # Timing metrics gate the lang == ALL rows by default; padding waste (deterministic) every row.
     ("mfu:0.15", Check("mfu", 0.15, True, True, aggregate_only=True)),

@@ -197,3 +197,17 @@ def test_dry_run_measures_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "4 shard(s)" in err and "FLOP" in err and not (tmp_path / "o").exists()
     json.dumps(err)
+
+
+def test_sweep_summary_divides_by_the_same_backends_static_row():
+    from xlt_bench.sweep.merge import summary_markdown
+
+    def row(backend, batching, tok_s):
+        return dict(lang="ALL", shard="s1", task="xnli", model="mini-xlmr", backend=backend, dtype="fp32",
+                    batching=batching, throughput_tok_s=tok_s, padding_waste=0.1)
+    rows = [row("eager", "static", 100.0), row("eager", "dynamic", 200.0), row("onnxruntime", "static", 400.0),
+            row("onnxruntime", "dynamic", 1000.0), row("fake", "dynamic", None)]
+    text = summary_markdown([], rows)
+    assert "| onnxruntime | fp32 | dynamic | 1,000 | 2.50× |" in text   # ÷ its own static (400), not eager's
+    assert "| eager | fp32 | dynamic | 200 | 2.00× |" in text
+    assert "| fake | fp32 | dynamic | — | — |" in text

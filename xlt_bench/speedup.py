@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .schema import row_key
+from .schema import ROW_KEY, row_key
 
 # The batching every other strategy is measured against, in order of preference (DESIGN: static is the baseline).
 REFERENCE_BATCHINGS = ("static", "static-longest")
@@ -26,16 +26,17 @@ def speedup(tok_s: Any, reference_tok_s: Any) -> Any:
     return tok_s / reference_tok_s
 
 
+_BATCHING_AT = ROW_KEY.index("batching")
+
+
 def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
     """Speedup of every row with a positive tok/s that has a reference partner. The key is the row key whose
-    batching part reads e.g. "dynamic/static"."""
+    batching part reads e.g. "dynamic/static" (a sweep's shard or a server load stays where row_key puts it)."""
     groups: dict[tuple[str, ...], dict[str, float]] = {}
     for row in rows:
         tput = row.get("throughput_tok_s")
         if isinstance(tput, (int, float)) and tput > 0:
-            key = row_key(row)
-            group = key[:-1] if key[-1] == str(row["batching"]) else key  # every key part but the batching
-            groups.setdefault(group, {})[str(row["batching"])] = float(tput)
+            groups.setdefault(_without_batching(row_key(row)), {})[str(row["batching"])] = float(tput)
     out: dict[tuple[str, ...], float] = {}
     for group, by_batching in groups.items():
         reference = reference_batching(by_batching)
@@ -43,5 +44,20 @@ def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
             continue
         for batching, tput in by_batching.items():
             if batching != reference:
-                out[group + (f"{batching}/{reference}",)] = speedup(tput, by_batching[reference])
+                key = group[:_BATCHING_AT] + (f"{batching}/{reference}",) + group[_BATCHING_AT:]
+                out[key] = speedup(tput, by_batching[reference])
     return out
+
+
+def speedup_of(row: dict[str, Any], table: dict[tuple[str, ...], float]) -> float | None:
+    """This row's entry in a `speedups` table (None for the reference row itself or a row without a partner)."""
+    key = row_key(row)
+    for reference in REFERENCE_BATCHINGS:
+        found = table.get(key[:_BATCHING_AT] + (f"{key[_BATCHING_AT]}/{reference}",) + key[_BATCHING_AT + 1:])
+        if found is not None:
+            return found
+    return None
+
+
+def _without_batching(key: tuple[str, ...]) -> tuple[str, ...]:
+    return key[:_BATCHING_AT] + key[_BATCHING_AT + 1:]

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..schema import ALL_LANGS, atomic_write_text, load_results, write_results
+from ..speedup import speedup_of, speedups
 from .grid import Shard
 from .shards import shard_dir
 
@@ -70,15 +69,18 @@ def summary_markdown(entries: list[dict[str, Any]], rows: list[dict[str, Any]]) 
         lines.append(f"| {e['id']} | {axes} | {(e.get('env') or {}).get('hostname', '—')} | "
                      f"{e.get('status', '—')}{': ' + e['error'] if e.get('error') else ''} | "
                      f"{e.get('attempts', '—')} |")
-    frame = pd.DataFrame([r for r in rows if r.get("lang") == ALL_LANGS])
-    if len(frame):
+    all_rows = [r for r in rows if r.get("lang") == ALL_LANGS]
+    if all_rows:
         lines += ["", "| shard | task | model | backend | dtype | batching | useful tok/s | ÷ static | waste |",
                   "|---|---|---|---|---|---|---:|---:|---:|"]
-        for _, r in frame.iterrows():
-            static = frame[(frame["shard"] == r["shard"]) & (frame["task"] == r["task"])
-                           & (frame["batching"] == "static")]["throughput_tok_s"]
-            ratio = r["throughput_tok_s"] / static.iloc[0] if len(static) and static.iloc[0] else None
+        table = speedups(all_rows)   # same shard, task, backend and dtype: one run on one host
+        for r in all_rows:
+            ratio = speedup_of(r, table)
             lines.append(f"| {r['shard']} | {r['task']} | {r['model']} | {r['backend']} | {r['dtype']} | "
-                         f"{r['batching']} | {r['throughput_tok_s']:,.0f} | "
-                         f"{'—' if ratio is None else f'{ratio:.2f}×'} | {r['padding_waste']:.1%} |")
+                         f"{r['batching']} | {_shown(r.get('throughput_tok_s'), ',.0f')} | "
+                         f"{_shown(ratio, '.2f', '×')} | {_shown(r.get('padding_waste'), '.1%')} |")
     return "\n".join(lines) + "\n"
+
+
+def _shown(value: float | None, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
