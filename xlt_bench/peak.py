@@ -23,11 +23,12 @@ The peak is measured on the same machine in the same run, with the kernels the b
 from __future__ import annotations
 
 import statistics
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import Any
+
+from .timing import time_calls
 
 DEFAULT_MKN = (2048, 768, 3072)
 LIBRARIES = ("torch", "onnxruntime")
@@ -71,35 +72,16 @@ def measure_peaks(pairs: Iterable[tuple[str, str]], device: str, threads: int | 
 
 def _time_calls(call: Callable[[], Any], sync: Callable[[], None], seconds: float, min_repeats: int,
                 cuda_events: bool) -> list[float]:
-    """Seconds per call, repeating until both `seconds` and `min_repeats` are met."""
+    """Seconds per call (timing.time_calls), repeating until both `seconds` and `min_repeats` are met. On CUDA one
+    call is timed first to size the run, then every call is queued between events with one synchronisation."""
     if cuda_events:
-        return _time_calls_cuda(call, seconds, min_repeats)
+        probe = time_calls([call], cuda_events=True, synchronize=sync).latencies_s[0]
+        repeats = max(min_repeats, min(int(seconds / max(probe, 1e-6)) + 1, 10_000))
+        return time_calls([call] * repeats, cuda_events=True, synchronize=sync).latencies_s
     times: list[float] = []
     while len(times) < min_repeats or sum(times) < seconds:
-        start = time.perf_counter()
-        call()
-        sync()
-        times.append(time.perf_counter() - start)
+        times.extend(time_calls([call], cuda_events=False, synchronize=sync).latencies_s)
     return times
-
-
-def _time_calls_cuda(call: Callable[[], Any], seconds: float, min_repeats: int) -> list[float]:
-    import torch
-    # Estimate the call time once, then queue all calls between events and synchronise a single time.
-    probe_start, probe_end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    probe_start.record()
-    call()
-    probe_end.record()
-    torch.cuda.synchronize()
-    per_call = max(probe_start.elapsed_time(probe_end) * 1e-3, 1e-6)
-    repeats = max(min_repeats, min(int(seconds / per_call) + 1, 10_000))
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
-    for start, end in events:
-        start.record()
-        call()
-        end.record()
-    torch.cuda.synchronize()
-    return [start.elapsed_time(end) * 1e-3 for start, end in events]
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .batching import Batch, CostModel, collate, fit_cost_model
+from .timing import time_calls
 
 
 @dataclass
@@ -67,47 +68,27 @@ def warm_up(backend: Backend, prepared: Sequence, batches: Sequence[Batch],
 
 def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.0,
                inject_slowdown: float = 0.0) -> tuple[list, list[float], float]:
-    """One pass over all batches. Returns raw outputs, per-batch latencies (ms) and the pass wall time (s).
-    The two testing aids plant regressions: a fixed sleep per batch, or a sleep of `inject_slowdown` times the
-    batch's own time (every batch (1 + x) times slower, whatever its shape)."""
-    if backend.device == "cuda":
-        return _timed_pass_cuda(backend, prepared, inject_delay_ms, inject_slowdown)
-    outputs, latencies = [], []
-    clock = time.perf_counter
-    start = clock()
-    for inputs in prepared:
-        t0 = clock()
-        out = backend.forward(inputs)
-        if inject_slowdown:
-            time.sleep(inject_slowdown * (clock() - t0))
-        if inject_delay_ms:
-            time.sleep(inject_delay_ms / 1000.0)
-        latencies.append((clock() - t0) * 1000.0)
-        outputs.append(out)
-    return outputs, latencies, clock() - start
+    """One pass over all batches (timing.time_calls: events and one synchronisation on CUDA). Returns raw outputs,
+    per-batch latencies (ms) and the pass wall time (s). The two testing aids plant regressions: a fixed sleep per
+    batch, or a sleep of `inject_slowdown` times the batch's own time (every batch (1 + x) times slower)."""
+    def call(inputs):
+        if not (inject_delay_ms or inject_slowdown):
+            return lambda: backend.forward(inputs)
 
+        def planted():
+            began = time.perf_counter()
+            out = backend.forward(inputs)
+            if inject_slowdown:   # on CUDA the one synchronisation per batch is part of what is planted
+                backend.synchronize()
+                time.sleep(inject_slowdown * (time.perf_counter() - began))
+            if inject_delay_ms:
+                time.sleep(inject_delay_ms / 1000.0)
+            return out
+        return planted
 
-def _timed_pass_cuda(backend: Backend, prepared: Sequence, inject_delay_ms: float,
-                     inject_slowdown: float) -> tuple[list, list[float], float]:
-    import torch
-    outputs, events = [], []
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for inputs in prepared:
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        begin.record()
-        t0 = time.perf_counter()
-        outputs.append(backend.forward(inputs))
-        if inject_slowdown:   # a testing aid: this one synchronisation per batch is what it plants
-            backend.synchronize()
-            time.sleep(inject_slowdown * (time.perf_counter() - t0))
-        if inject_delay_ms:
-            time.sleep(inject_delay_ms / 1000.0)
-        end.record()
-        events.append((begin, end))
-    backend.synchronize()  # the one synchronisation of the pass
-    wall = time.perf_counter() - start
-    return outputs, [b.elapsed_time(e) for b, e in events], wall
+    timed = time_calls([call(inputs) for inputs in prepared], cuda_events=backend.device == "cuda",
+                       synchronize=backend.synchronize)
+    return timed.results, [s * 1000.0 for s in timed.latencies_s], timed.wall_s
 
 
 def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
