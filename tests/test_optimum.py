@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xlt_bench.backends import get_backend_class
-from xlt_bench.backends.parity import compare_outputs
+from parity_helpers import compare_outputs
 from xlt_bench.errors import InputError
 from xlt_bench.models import build_model
 
