@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 
 from xlt_bench.gate import KNOWN_METRICS, metric_table
-from xlt_bench.schema import ALL_LANGS, load_results
+from xlt_bench.schema import ALL_LANGS, ROW_KEY, load_results
 
 
 def worst_worsening(values: list[float], metric: str) -> float:
@@ -34,7 +34,7 @@ def spread(paths: list[str]) -> dict[str, dict[str, tuple[float, str]]]:
     for metric in KNOWN_METRICS:
         keys = set.intersection(*(set(t.get(metric, {})) for t in tables))
         for key in sorted(keys):
-            scope = "ALL" if key[1] == ALL_LANGS else "per-lang"
+            scope = "ALL" if key[ROW_KEY.index("lang")] == ALL_LANGS else "per-lang"
             value = worst_worsening([t[metric][key] for t in tables], metric)
             if value >= out[metric].get(scope, (-1.0, ""))[0]:
                 out[metric][scope] = (value, "/".join(key))

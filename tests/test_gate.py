@@ -359,3 +359,29 @@ def test_gate_on_max_qps_ratio_between_policies():
     assert same.rows[0]["current"] == 2.0 and same.exit_code == 0
     worse = make_doc([server_row("token-budget", 10.0, 8.0), server_row("length-bucketed", 12.0, 8.0)])
     assert compare_runs(base, worse, [KNOWN_METRICS["max_qps_ratio"]]).exit_code == 1   # 2.0 -> 1.2: -40%
+
+
+def test_machine_bound_checks_need_the_same_kind_of_machine(baseline):
+    from xlt_bench.gate import checks_for_machines
+    same = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 3000.0, 0.05, 0.25)])
+    assert checks_for_machines(DEFAULT_CHECKS, baseline, [same]) == (list(DEFAULT_CHECKS), [])
+    other = make_doc([make_row("static", 1000.0, 0.60, 0.02), make_row("dynamic", 3000.0, 0.05, 0.05)])
+    other["run"]["env"].update(cpu_flags_of_interest=["avx512f", "amx_tile"])   # same model name, another ISA
+    kept, warnings = checks_for_machines(DEFAULT_CHECKS, baseline, [other])
+    assert [c.metric for c in kept] == ["speedup", "padding_waste"]
+    assert "CPU flags" in warnings[0] and "mfu not gated" in warnings[0]
+    assert compare_runs(baseline, other, kept).exit_code == 0      # MFU fell 80% on other hardware: not judged
+    assert compare_runs(baseline, other, DEFAULT_CHECKS).exit_code == 1
+    assert checks_for_machines(DEFAULT_CHECKS, baseline, [other], across_machines=True)[0] == list(DEFAULT_CHECKS)
+    with pytest.raises(InputError, match="same kind of machine"):
+        checks_for_machines([KNOWN_METRICS["mfu"]], baseline, [other])
+
+
+def test_default_allowances_catch_a_twenty_percent_regression(baseline):
+    # The calibrated defaults (15%): MFU down 20% fails, down 10% passes; speedup likewise.
+    mfu_20 = make_doc([make_row("static", 1000.0, 0.60, 0.08), make_row("dynamic", 3000.0, 0.05, 0.20)])
+    mfu_10 = make_doc([make_row("static", 1000.0, 0.60, 0.09), make_row("dynamic", 3000.0, 0.05, 0.225)])
+    speedup_20 = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 2400.0, 0.05, 0.25)])
+    assert compare_runs(baseline, mfu_20).exit_code == 1
+    assert compare_runs(baseline, mfu_10).exit_code == 0
+    assert compare_runs(baseline, speedup_20).exit_code == 1

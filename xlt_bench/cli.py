@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"METRIC: {', '.join(_gate_metrics())}; SCOPE: per-lang | aggregate (ALL rows) "
                         "[speedup, mfu, padding_waste]")
     p.add_argument("--json", action="store_true", help="print the checks as JSON instead of a table")
+    p.add_argument("--across-machines", action="store_true",
+                   help="also gate machine-bound metrics (mfu, absolute speed) against a baseline from another kind "
+                        "of machine (CPU model/ISA flags or GPU) [off: they are skipped with a warning]")
     p = sub.add_parser("export", help="export a run for trend tools")
     p.add_argument("run_dir")
     p.add_argument("--format", default="github-action-benchmark", choices=["github-action-benchmark"],
@@ -291,12 +294,15 @@ def cmd_compare(args) -> int:
 
 
 def cmd_gate(args) -> int:
-    from .gate import DEFAULT_CHECKS, check_compatible, compare_runs, parse_check
+    from .gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
     from .schema import load_results
     baseline, current = load_results(args.baseline), [load_results(path) for path in args.current]
     for warning in dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)):
         print(f"xlt-bench: warning: {warning}", file=sys.stderr)
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
+    checks, machine_warnings = checks_for_machines(checks, baseline, current, args.across_machines)
+    for warning in machine_warnings:
+        print(f"xlt-bench: warning: {warning}", file=sys.stderr)
     result = compare_runs(baseline, current, checks)
     if args.json:
         import json
