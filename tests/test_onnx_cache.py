@@ -152,3 +152,11 @@ def test_export_works_with_a_relative_cache_dir(tmp_path, monkeypatch):
     ids = np.full((2, 7), 5, dtype=np.int64)
     out = backend.fetch(backend.forward(backend.prepare({"input_ids": ids, "attention_mask": np.ones_like(ids)})))
     assert out.shape == (2, 3) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("flags, reduce_range", [(["avx2", "fma"], True), (["avx2", "avx512f", "avx512_vnni"], False),
+                                                 (["avx2", "avx_vnni"], False), (["amx_int8", "amx_tile"], False)])
+def test_int8_weights_use_seven_bits_where_the_cpu_sums_in_int16(flags, reduce_range):
+    from xlt_bench.backends.onnx_build import int8_settings
+    settings = int8_settings(flags)
+    assert settings["reduce_range"] is reduce_range and settings["per_channel"] is True

@@ -187,8 +187,8 @@ def _quantise_dynamic(model) -> bytes:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .backends.onnx_build import INT8_SETTINGS  # the ONNX Runtime backend's own quantiser settings
-    settings = dict(INT8_SETTINGS, weight_type=QuantType.QInt8)
+    from .backends.onnx_build import int8_settings  # the ONNX Runtime backend's own quantiser settings
+    settings = dict(int8_settings(), weight_type=QuantType.QInt8)
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "gemm.onnx", Path(tmp) / "gemm_int8.onnx"
         onnx.save(model, source)

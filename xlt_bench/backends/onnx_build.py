@@ -37,11 +37,24 @@ DATA_FILE = "model.onnx.data"
 # Fused operators worth counting: ORT's BERT optimiser reports these.
 FUSED_OPS = ("Attention", "MultiHeadAttention", "EmbedLayerNormalization", "SkipLayerNormalization",
              "LayerNormalization", "BiasGelu", "Gelu", "FastGelu")
-# int8 for AVX-512 VNNI: uint8 activations x int8 weights, full 8-bit range (reduce_range only helps CPUs without
-# VNNI, whose int16 accumulation can saturate), per-channel weight scales for accuracy. onnx's shape inference
-# cannot type the outputs of ORT's fused (com.microsoft) ops, so the quantiser is told they are float (TensorProto 1).
+# int8: uint8 activations x int8 weights, per-channel weight scales for accuracy. onnx's shape inference cannot type
+# the outputs of ORT's fused (com.microsoft) ops, so the quantiser is told they are float (TensorProto 1).
 INT8_SETTINGS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False,
                  "extra_options": {"MatMulConstBOnly": True, "DefaultTensorType": 1}}
+# CPU flags of an 8-bit dot product that accumulates in int32 (AVX-512 VNNI, AVX-VNNI, AMX).
+_INT32_DOT_FLAGS = ("avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8")
+
+
+def int8_settings(cpu_flags: list[str] | None = None) -> dict[str, Any]:
+    """The quantiser settings for this CPU: full 8-bit weights where it has an int32-accumulating 8-bit dot product;
+    7-bit weights (reduce_range) where it has not, since there (AVX2's vpmaddubsw) pairs of u8 x s8 products are
+    summed in int16 and saturate at the full range (ONNX Runtime's quantization guide recommends reduce_range on
+    non-VNNI machines)."""
+    if cpu_flags is None:
+        from ..env import cpu_info
+        cpu_flags = cpu_info()["flags"]
+    has_int32_dot = any(flag in cpu_flags for flag in _INT32_DOT_FLAGS)
+    return {**INT8_SETTINGS, "reduce_range": not has_int32_dot}
 # Steps a child process may run (python -m xlt_bench.backends.onnx_build JOB.json): nothing else is importable.
 STEPS = {"export": "xlt_bench.backends.onnx_build:step_export",
          "optimise": "xlt_bench.backends.onnx_build:step_optimise",
@@ -193,7 +206,7 @@ def quantise_int8(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    settings = dict(INT8_SETTINGS, weight_type=QuantType.QInt8)
+    settings = dict(int8_settings(), weight_type=QuantType.QInt8)
     tmp = dst.with_name("int8-" + dst.name)
     quantize_dynamic(str(src), str(tmp), use_external_data_format=True, **settings)
     save_model(onnx.load(str(tmp)), dst)  # its weights into DATA_FILE, as every entry names them

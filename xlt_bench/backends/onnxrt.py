@@ -78,7 +78,7 @@ class OnnxRuntimeBackend(Backend):
                 "num_labels": bundle.num_labels, "inputs": onnx_build.input_names(bundle),
                 "weights": self._weights_digest(), "opset": onnx_build.OPSET, "dtype": dtype,
                 "gpu_fusions": self.device == "cuda", "exporter": onnx_build.EXPORTER,
-                "int8": onnx_build.INT8_SETTINGS if dtype == "int8" else None,
+                "int8": onnx_build.int8_settings() if dtype == "int8" else None,
                 "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
                              "onnxruntime": onnxruntime.__version__}}
 
