@@ -97,3 +97,16 @@ def test_readme_lists_every_run_option():
     options = {s for action in run._actions for s in action.option_strings if s.startswith("--")}
     missing = sorted(o for o in options - {"--help", "--verbose", "--quiet"} if f"`{o}" not in readme)
     assert not missing, f"README does not mention {missing}"
+
+
+def test_quiet_run_prints_no_progress_lines(tmp_path, capsys, monkeypatch):
+    from xlt_bench import progress
+    monkeypatch.setattr(progress, "QUIET", False)
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
+    args = ["run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "en", "--limit", "4", "--backends", "fake",
+            "--batching", "static", "--no-report", "--force"]
+    assert main(["-q", *args, "--out", str(tmp_path / "q")]) == 0
+    assert "xlt-bench: xnli: loading model" not in capsys.readouterr().err
+    monkeypatch.setattr(progress, "QUIET", False)
+    assert main([*args, "--out", str(tmp_path / "loud")]) == 0
+    assert "xlt-bench: xnli: loading model" in capsys.readouterr().err

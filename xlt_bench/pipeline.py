@@ -49,8 +49,10 @@ INCOMPLETE = "results.incomplete.json"
 
 
 def _say(message: str) -> None:
-    """Progress line on stderr that does not break the progress bars."""
-    tqdm.write(f"xlt-bench: {message}", file=sys.stderr)
+    """Progress line on stderr that does not break the progress bars; none with -q (errors only)."""
+    from . import progress
+    if not progress.QUIET:
+        tqdm.write(f"xlt-bench: {message}", file=sys.stderr)
 
 
 def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
