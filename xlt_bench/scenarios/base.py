@@ -38,11 +38,11 @@ class StageClock:
     @contextmanager
     def __call__(self, stage: str):
         start = time.perf_counter()
-        window = RssWindow().__enter__()
+        window = RssWindow()
         try:
-            yield
+            with window:
+                yield
         finally:
-            window.__exit__(None, None, None)
             self.seconds[stage] += time.perf_counter() - start
             if window.peak_mb:
                 self.rss_mb[stage] = max(self.rss_mb.get(stage, 0.0), window.peak_mb)

@@ -103,7 +103,8 @@ def _time_batches(ctx: ScenarioContext, backend: Backend, encoded, batching: str
     energy = EnergyTracker(cfg.device)   # entered by measure() around the timed passes only, not the warm-up
     with MemoryTracker(cfg.device) as memory:
         m = measure(backend, prepared, batches, lengths, min_seconds=cfg.min_seconds, min_repeats=cfg.min_repeats,
-                    inject_delay_ms=cfg.inject_delay_ms, inject_slowdown=cfg.inject_slowdown, seq_output=backend.bundle.head in ("token", "span"),
+                    inject_delay_ms=cfg.inject_delay_ms, inject_slowdown=cfg.inject_slowdown,
+                    seq_output=backend.bundle.head in ("token", "span"),
                     warmed_shapes=ctx.warmed, timed_tracker=energy)
     ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=backend.name, device=cfg.device,
                  dtype=backend.dtype, batching=batching, scenario="offline", attn=ctx.bundle.attn)
