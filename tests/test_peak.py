@@ -102,3 +102,12 @@ def test_ffn_sizes_of_a_local_model_directory(tmp_path):
 def test_cuda_peak(dtype):
     result = gemm_peak("torch", dtype, device="cuda", seconds=0.05)
     assert result["device"] == "cuda" and result["flops_per_s"] > 0 and result["repeats"] >= 3
+
+
+def test_a_tiny_gemm_runs_for_the_wall_time_asked_not_a_multiple_of_it():
+    # An 8x8x8 product takes microseconds, less than the timing loop around it: summing only call times made the
+    # peak of a test-sized model run several times `seconds` (about 6x for this shape).
+    start = time.perf_counter()
+    result = gemm_peak("torch", "fp32", seconds=0.25, threads=1, m=8, k=8, n=8)
+    assert time.perf_counter() - start < 0.75
+    assert result["repeats"] >= 3 and result["seconds"] < 0.25

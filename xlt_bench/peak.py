@@ -7,7 +7,8 @@ The peak is measured on the same machine in the same run, with the kernels the b
   batch) through hidden -> intermediate; (2048, 768, 3072), a base model's, when the sizes are not given.
   FLOPs per call = 2 m n k.
 - Figure: `flops_per_s` = 2 m n k / median seconds per call, after one untimed warm-up call; calls repeat until
-  `seconds` have elapsed and at least `min_repeats` calls were timed. `flops_per_s_best` uses the fastest call.
+  `seconds` of wall time have elapsed and at least `min_repeats` calls were timed. `flops_per_s_best` uses the
+  fastest call.
 - torch fp32/bf16/fp16: `torch.matmul` (fp16 on CUDA only: torch's CPU fp16 GEMM is a slow scalar fallback).
   torch int8 on CPU: a dynamically quantised `nn.Linear` (`torch.ao.quantization.quantize_dynamic`, qint8 weights,
   activations quantised per call), exactly what the eager int8 backend runs, activation quantisation included;
@@ -23,6 +24,7 @@ The peak is measured on the same machine in the same run, with the kernels the b
 from __future__ import annotations
 
 import statistics
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -78,8 +80,11 @@ def _time_calls(call: Callable[[], Any], sync: Callable[[], None], seconds: floa
         probe = time_calls([call], cuda_events=True, synchronize=sync).latencies_s[0]
         repeats = max(min_repeats, min(int(seconds / max(probe, 1e-6)) + 1, 10_000))
         return time_calls([call] * repeats, cuda_events=True, synchronize=sync).latencies_s
+    # Bounded by wall time, not by the sum of the calls: a tiny GEMM (a test model's) is dominated by the loop's own
+    # overhead and would otherwise run several times `seconds`.
     times: list[float] = []
-    while len(times) < min_repeats or sum(times) < seconds:
+    start = time.perf_counter()
+    while len(times) < min_repeats or time.perf_counter() - start < seconds:
         times.extend(time_calls([call], cuda_events=False, synchronize=sync).latencies_s)
     return times
 
