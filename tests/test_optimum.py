@@ -46,8 +46,8 @@ def cache(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", list(MODELS))
-@pytest.mark.parametrize("level", ["O1", "O2", "O3"])
+# Every head and every level once (each pair costs an export, ~15 s): a level's rewrites do not depend on the head.
+@pytest.mark.parametrize("level,model", [("O1", "mbert-tagging"), ("O2", "xlmr-qa"), ("O3", "xlmr-pair")])
 def test_fp32_matches_eager(cache, model, level):
     bundle = build_model(*MODELS[model], seed=4)
     inputs = batch(bundle)
