@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from xlt_bench.batching import (Batch, CostModel, batch_stats, collate, fit_cost_model, make_batches, plan_dynamic,
-                                predict_seconds, round_up)
+from xlt_bench.batching import (Batch, CostModel, batch_stats, collate, fit_cost_model, make_batches,
+                                packing_bound_seconds, plan_dynamic, predict_seconds, round_up)
 from xlt_bench.stats import padding_waste
 
 LENGTHS = np.array([5, 20, 9, 3, 17, 12])  # real_tokens = 66
@@ -159,6 +159,31 @@ def test_linear_cost_known_optimum():
     batches, info = plan_dynamic(lengths, CostModel(10e-3, 1e-3), max_tokens=40, pad_multiple=1, max_length=16)
     assert [sorted(b.indices.tolist()) for b in batches] == [[1, 3], [0, 2]]
     assert info.predicted_s["optimal"] == pytest.approx(0.044)
+
+
+def test_packing_bound_by_hand():
+    # 10 ms per call, 1 ms per token, 0.01 ms per token x length; lengths 10, 20, 30 (60 tokens) under a 32-token
+    # budget need at least 2 calls: 2 x 10 + 60 x 1 + (100 + 400 + 900) x 0.01 = 94 ms.
+    cost = CostModel(10e-3, 1e-3, 1e-5)
+    assert packing_bound_seconds(cost, [10, 20, 30], 32) == pytest.approx(0.094)
+    assert packing_bound_seconds(cost, [10, 20, 30], 64) == pytest.approx(0.084)   # one call fits them all
+    assert packing_bound_seconds(cost, [], 64) == 0.0
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_no_plan_within_the_budget_beats_the_packing_bound(regime):
+    cost = REGIMES[regime]
+    for seed in range(4):
+        lengths = np.random.default_rng(seed).integers(4, 129, size=200)
+        bound = packing_bound_seconds(cost, lengths, 1024)
+        batches, info = plan_dynamic(lengths, cost, max_tokens=1024, pad_multiple=8, max_length=128)
+        assert bound <= min(info.predicted_s.values()) + 1e-12
+        assert bound <= predict_seconds(cost, batches) + 1e-12
+    # The floor is tight: equal lengths fill 4 budget-full batches of 16 x 16 with no padding, and the plan meets it.
+    equal = np.full(64, 16)
+    batches, _ = plan_dynamic(equal, cost, max_tokens=256, pad_multiple=1, max_length=128)
+    assert len(batches) == 4
+    assert predict_seconds(cost, batches) == pytest.approx(packing_bound_seconds(cost, equal, 256))
 
 
 def test_budget_never_exceeds_what_the_probe_measured():

@@ -111,6 +111,15 @@ def test_dynamic_shared_runs_the_first_backends_partition_on_every_backend(tmp_p
     assert fake_en["predicted_s"] == pytest.approx(fake_en["plan_predicted_s"][fake_en["plan_chosen"]])
     assert every[("ALL", "fake", "static")]["predicted_s"] == pytest.approx(
         sum(every[(lang, "fake", "static")]["predicted_s"] for lang in ("en", "th")))
+    # ...and its floor: one per language and backend whatever the batching, never above any prediction. The
+    # launch-bound fake's plan is one budget-full call with the padding tie-break: it meets the floor's call count.
+    for (lang, backend, batching), row in every.items():
+        same_lang = every[(lang, backend, "static")]
+        assert row["packing_bound_s"] == pytest.approx(same_lang["packing_bound_s"])
+        assert row["packing_bound_s"] <= row["predicted_s"] + 1e-12
+    assert fake_en["predicted_s"] == pytest.approx(fake_en["packing_bound_s"], rel=1e-3)
+    assert every[("ALL", "eager", "static")]["packing_bound_s"] == pytest.approx(
+        sum(every[(lang, "eager", "static")]["packing_bound_s"] for lang in ("en", "th")))
 
 
 def test_dynamic_shared_is_refused_by_the_train_scenario():

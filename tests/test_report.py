@@ -236,3 +236,20 @@ def test_cost_model_prediction_beside_the_measured_speedup():
     assert f"the backend's cost model predicts {static_total / dynamic_total:.2f}× for these batches" in md
     assert "cost model predicts dynamic÷static" in md
     assert "cost model predicts" not in run_report.build_run_report(make_document()).markdown
+    assert "perfect packing" not in md   # no floor in these rows
+
+
+def test_perfect_packing_bound_beside_the_prediction():
+    doc = make_document()
+    for row in doc["rows"]:   # 1 ms per padded token; a floor of 1 ms per real token (no padding, no call cost)
+        row["predicted_s"] = row["padded_tokens"] * 1e-3
+        row["packing_bound_s"] = row["real_tokens"] * 1e-3
+    t = tables.language_table(tables.rows_frame(doc), "pawsx", "eager", "fp32")
+    static = {r["lang"]: r for r in doc["rows"]
+              if (r["task"], r["backend"], r["batching"]) == ("pawsx", "eager", "static")}
+    assert t.loc["en", "bound"] == pytest.approx(N_EXAMPLES * MAX_LEN / static["en"]["real_tokens"])
+    md = run_report.build_run_report(doc).markdown
+    static_total = N_EXAMPLES * MAX_LEN * len(PAWSX_LANGS)
+    real_total = sum(static[lang]["real_tokens"] for lang in PAWSX_LANGS)
+    assert f", {static_total / real_total:.2f}× for perfect packing)" in md
+    assert "cost model predicts perfect packing÷static" in md

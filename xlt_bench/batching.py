@@ -155,6 +155,16 @@ def predict_seconds(cost: Callable, batches: Sequence[Batch]) -> float:
     return float(sum(cost(b.rows, b.padded_len) for b in batches))
 
 
+def packing_bound_seconds(cost: CostModel, lengths: Sequence[int] | np.ndarray, max_tokens: int) -> float:
+    """A floor on one pass under `cost` for any plan within the token budget: no padding at all, in the fewest calls
+    the budget allows (ceil(real tokens / budget)). A batch padded to L >= each of its lengths l_i executes
+    rows*L >= sum l_i tokens and rows*L^2 >= sum l_i^2, so no partition is predicted faster than this."""
+    lengths = np.asarray(lengths, dtype=np.float64)
+    real = float(lengths.sum())
+    calls = -(-int(real) // int(max_tokens)) if real else 0
+    return float(calls * cost.fixed_s + cost.per_token_s * real + cost.per_token_sq_s * float((lengths ** 2).sum()))
+
+
 def _batch(indices: np.ndarray, padded: np.ndarray) -> Batch:
     return Batch(indices, int(padded[indices].max()))
 

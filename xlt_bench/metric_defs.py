@@ -74,6 +74,8 @@ for _m in (
            ("offline", "train")),
     Metric("predicted_s", "s", "none", "sum", "one pass predicted by the backend's own batch cost model",
            ("offline",)),
+    Metric("packing_bound_s", "s", "none", "sum", "that model's floor for any plan within the token budget: no "
+           "padding, fewest calls", ("offline",)),
     Metric("warmup_s", "s", "none", "sum", "seconds spent warming new padded shapes", _ALL_SCENARIOS),
     Metric("tokenize_s", "s", "none", "sum", "tokenization time, outside the timed region", _ALL_SCENARIOS),
     Metric("n_truncated", "sequences", "lower", "sum", "sequences cut at --max-length", _ALL_SCENARIOS),

@@ -18,7 +18,7 @@ EXTRA_FIELDS = (
     "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
     "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
     "accuracy_metric", "max_abs_diff", "parity_ok", "is_reference", "alignment_cosine", "alignment_top1", "notes",
-    "predicted_s",
+    "predicted_s", "packing_bound_s",
 )
 RESOURCE_CLASS_NAMES = {"0": "0 left-behind", "1": "1 scraping-by", "2": "2 hopeful", "3": "3 rising star",
                         "4": "4 underdog", "5": "5 winner"}
@@ -27,7 +27,7 @@ NUMERIC_FIELDS = (
     "throughput_tok_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "flops_useful", "flops_executed",
     "mfu", "accuracy", "agreement", "n_sequences", "n_truncated", "mean_tokens_per_seq", "tokenize_s", "forward_s",
     "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "max_abs_diff",
-    "alignment_cosine", "alignment_top1", "predicted_s",
+    "alignment_cosine", "alignment_top1", "predicted_s", "packing_bound_s",
 )
 
 
@@ -90,6 +90,8 @@ def language_table(df: pd.DataFrame, task: str, backend: str, dtype: str) -> pd.
             out[f"speedup:{b}"] = speedup(rows["throughput_tok_s"], base_rows["throughput_tok_s"])
             # The same ratio predicted by the backend's cost model (tok/s ∝ 1 / seconds for the same tokens).
             out[f"predicted:{b}"] = base_rows["predicted_s"] / rows["predicted_s"]
+    # The most any plan within the budget could give under that model (no padding, fewest calls).
+    out["bound"] = base_rows["predicted_s"] / base_rows["packing_bound_s"]
     for b in batchings:
         out[f"waste:{b}"] = by_batching[b].reindex(langs)["padding_waste"]
     for b in batchings:
@@ -115,6 +117,7 @@ def task_summary(table: pd.DataFrame) -> dict[str, Any] | None:
         "low": per_lang.min() if len(per_lang) else np.nan, "high": per_lang.max() if len(per_lang) else np.nan,
         "n_langs": len(per_lang),
         "predicted": table[f"predicted:{other}"].get(ALL_LANGS, np.nan),
+        "bound": table["bound"].get(ALL_LANGS, np.nan),
         "waste_base": table[f"waste:{base}"].get(ALL_LANGS, np.nan),
         "waste_other": table[f"waste:{other}"].get(ALL_LANGS, np.nan),
     }
