@@ -173,6 +173,38 @@ def test_compare_outputs_span_and_pooled():
         compare_outputs(np.zeros((2, 3)), np.zeros((3, 2)), None)
 
 
+def test_torchscript_load_does_not_log_transformers_training_loss_chatter(tmp_path):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    warn_once = logging.Logger.warning_once   # transformers' lru-cached "warn once", installed on every Logger
+    collect = Collect()
+    logging.getLogger("transformers").addHandler(collect)
+    try:
+        bundle = build_model("tiny-xlmr", "pair", 3)
+        warn_once.cache_clear()
+        bundle.module.model.base_model.loss_function   # what tracing reads (the encoder has no loss type set)
+        assert any("loss_type=None" in m for m in collect.messages)
+        collect.messages.clear()
+        warn_once.cache_clear()
+        backend = get_backend_class("torchscript")(bundle, "cpu", "fp32", 1, str(tmp_path))
+        backend.load()
+        backend.close()
+        assert not any("loss_type" in m for m in collect.messages)
+        assert hf_logging.get_verbosity() == hf_logging.WARNING   # the log level is given back
+    finally:
+        logging.getLogger("transformers").removeHandler(collect)
+
+
 def test_torchscript_backend_frees_its_frozen_graph_on_close():
     """Each TorchScript load used to leave one frozen model copy in torch's global compilation unit (+270 MB per
     load of mini-xlmr): after three loads RSS must not have grown by a model's size."""

@@ -11,6 +11,7 @@ through `recompiles_per_shape`, and covered by the profiler's per-shape warm-up.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import tempfile
 import warnings
@@ -46,7 +47,7 @@ class TorchScriptBackend(TorchModuleBackend):
             torch.set_num_threads(self.threads)
         module = self._converted_module()
         example = torch_inputs(self._example_inputs(2, 8), self.device)
-        with warnings.catch_warnings(), torch.inference_mode():
+        with warnings.catch_warnings(), torch.inference_mode(), _transformers_errors_only():
             warnings.simplefilter("ignore")  # TracerWarnings about Python-level shape checks in transformers
             traced = torch.jit.trace(module, example_kwarg_inputs=example, check_trace=False, strict=False)
         frozen = torch.jit.freeze(_in_own_compilation_unit(traced, self.device).eval())
@@ -81,6 +82,19 @@ class TorchScriptBackend(TorchModuleBackend):
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return torch_inputs({n: inputs[n] for n in self.bundle.input_names}, self.device)
+
+
+@contextlib.contextmanager
+def _transformers_errors_only():
+    """Tracing reads every attribute of the model, `loss_function` among them, and transformers then logs a warning
+    about an unset training loss that means nothing for inference; keep its log to errors while tracing."""
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _in_own_compilation_unit(traced: torch.jit.ScriptModule, device: str) -> torch.jit.ScriptModule:
