@@ -161,7 +161,7 @@ def packing_bound_seconds(cost: CostModel, lengths: Sequence[int] | np.ndarray, 
     rows*L >= sum l_i tokens and rows*L^2 >= sum l_i^2, so no partition is predicted faster than this."""
     lengths = np.asarray(lengths, dtype=np.float64)
     real = float(lengths.sum())
-    calls = -(-int(real) // int(max_tokens)) if real else 0
+    calls = -(-int(real) // int(max_tokens))   # ceil
     return float(calls * cost.fixed_s + cost.per_token_s * real + cost.per_token_sq_s * float((lengths ** 2).sum()))
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import evaluate
+from . import evaluate, progress
 from .backends import get_backend_class
 from .batching import CostModel
 from .config import RunConfig
@@ -50,7 +50,6 @@ INCOMPLETE = "results.incomplete.json"
 
 def _say(message: str) -> None:
     """Progress line on stderr that does not break the progress bars; none with -q (errors only)."""
-    from . import progress
     if not progress.QUIET:
         tqdm.write(f"xlt-bench: {message}", file=sys.stderr)
 

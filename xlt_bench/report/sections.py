@@ -93,8 +93,9 @@ def per_language_section(df: pd.DataFrame, charts: list[Block] = ()) -> list[Blo
     if df["packing_bound_s"].notna().any():
         legend += (" 'Perfect packing' is that model's speedup for the best conceivable batching within the token "
                    "budget (no padding, in the fewest calls the budget allows), a ceiling on what the model predicts "
-                   "for any plan. Measured speedups can exceed it where the model misjudges static's larger "
-                   "batches.")
+                   "for any plan. A measured speedup can exceed it where the model is off for this run: a stored "
+                   "model (--cost-model) from another machine or day, or static's batches (batch size x max length) "
+                   "larger than any shape the probe timed.")
     blocks = [heading("Throughput per language"), para(legend)]
     summaries = []
     for task in tables.ordered(df["task"]):

@@ -90,7 +90,7 @@ def measure_one(ctx: ScenarioContext, backend: Backend, encoded, batching: str,
     # measured costs allow, beside the one measured.
     row["predicted_s"] = predict_seconds(ctx.cost, batches) if ctx.cost is not None else None
     # ...and the floor of any plan within this backend's budget: static ÷ this is what perfect packing would give.
-    row["packing_bound_s"] = (packing_bound_seconds(ctx.cost, lengths, dynamic_budget(ctx, max_length))
+    row["packing_bound_s"] = (packing_bound_seconds(ctx.cost, lengths, dynamic_budget(cfg, ctx.budget, max_length))
                               if ctx.cost is not None else None)
     if batching == "dynamic-shared":
         row["partition_of"] = ctx.shared_plan[2]
@@ -123,10 +123,10 @@ def _time_batches(ctx: ScenarioContext, backend: Backend, encoded, batching: str
     return row, m.outputs
 
 
-def dynamic_budget(ctx: ScenarioContext, max_length: int) -> int:
-    """The backend's token budget for dynamic plans (batch_size x max_length without a probed one), never below
-    one sequence of max_length."""
-    return max(ctx.budget or ctx.cfg.batch_size * max_length, max_length)
+def dynamic_budget(cfg, budget: int | None, max_length: int) -> int:
+    """A dynamic plan's token budget: the probed one (batch_size x max_length without one), never below one
+    sequence of max_length."""
+    return max(budget or cfg.batch_size * max_length, max_length)
 
 
 def plan_batches(ctx: ScenarioContext, lengths: np.ndarray, batching: str, max_length: int):
@@ -135,11 +135,10 @@ def plan_batches(ctx: ScenarioContext, lengths: np.ndarray, batching: str, max_l
     if not batching.startswith("dynamic"):
         batch_size = cfg.shape[0] if cfg.shape else cfg.batch_size
         return make_batches(lengths, batching, batch_size=batch_size, max_length=max_length), None
-    cost, budget = ctx.cost, dynamic_budget(ctx, max_length)
+    cost, budget = ctx.cost, ctx.budget
     if batching == "dynamic-shared":
         if ctx.shared_plan is None:
             raise RuntimeError("dynamic-shared needs the first backend's cost model, and none was made")
         cost, budget, _ = ctx.shared_plan
-        budget = max(budget or cfg.batch_size * max_length, max_length)
-    return plan_dynamic(lengths, cost, max_tokens=budget, pad_multiple=cfg.pad_multiple, max_length=max_length,
-                        batch_size=cfg.batch_size)
+    return plan_dynamic(lengths, cost, max_tokens=dynamic_budget(cfg, budget, max_length),
+                        pad_multiple=cfg.pad_multiple, max_length=max_length, batch_size=cfg.batch_size)
