@@ -1,6 +1,7 @@
-"""Command line: `xlt-bench run|report|compare|gate|export|lengths|tasks|langs`.
+"""Command line of xlt-bench: one subcommand per job (`xlt-bench --help` lists them all).
 
-Exit codes (DESIGN §2): 0 ok, 1 the gate found a regression, 2 bad input or config.
+Exit codes (DESIGN §2): 0 ok, 1 the gate found a regression, 2 bad input or config, 3 an unexpected internal
+error (a bug: the one-line message names the file holding the traceback), 130 interrupted (Ctrl-C), 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ RUN_OPTIONS = {
     "seed": (int, "seed for random-weight presets and synthetic data"),
     "min_seconds": (float, "repeat each language until this many timed seconds"),
     "min_repeats": (int, "and at least this many timed passes"),
+    "max_seconds": (float, "time box per row: stop repeating once its timed passes reach this many seconds"),
     "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape [off]"),
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
     "inject_slowdown": (float, "testing aid: make every timed batch take (1 + this) times as long (a uniform "
@@ -59,7 +61,7 @@ def _add_run_parser(sub) -> None:
     for name, (typ, help_text) in RUN_OPTIONS.items():
         # default=None so that only options given on the command line override the TOML file
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
-                       help=_with_default(help_text, RUN_DEFAULTS.get(name)))
+                       help=_with_default(help_text.replace("%", "%%"), RUN_DEFAULTS.get(name)))
     p.add_argument("--cost-model", dest="cost_model_file", metavar="FILE", default=None,
                    help="reuse a stored cost model (results.json of an earlier run, or a cost model JSON) instead "
                         "of probing: reproducible dynamic plans [none: probe at start-up]")
@@ -90,8 +92,8 @@ def _with_default(help_text: str | None, default) -> str | None:
     if (help_text is None or help_text.rstrip().endswith("]") or default is None or default is False
             or default == argparse.SUPPRESS):
         return help_text
-    shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
-    return f"{help_text} [{shown}]"
+    shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
+    return f"{help_text} [{shown.replace('%', '%%')}]"   # argparse formats help with %
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,8 +112,13 @@ def _add_verbosity(parser, default) -> None:
                         help="errors only, no progress bars")
 
 
+EPILOG = ("exit codes: 0 ok; 1 the gate found a regression; 2 bad input or config (the message names the option "
+          "or file:line:field); 3 internal error (a bug: the message names the file holding the traceback); "
+          "130 interrupted; 143 terminated (SIGTERM)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="xlt-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="xlt-bench", epilog=EPILOG)
     from importlib.metadata import PackageNotFoundError, version
     try:
         own_version = version("xlt-bench")
@@ -119,22 +126,37 @@ def build_parser() -> argparse.ArgumentParser:
         own_version = "unknown"
     parser.add_argument("--version", action="version", version=f"xlt-bench {own_version}")
     _add_verbosity(parser, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parser = sub.add_parser
 
     def add_with_verbosity(*a, **k):
-        p = add_parser(*a, **k)
+        p = add_parser(*a, epilog=EPILOG, **k)
         _add_verbosity(p, argparse.SUPPRESS)
         return p
 
     sub.add_parser = add_with_verbosity
-    _add_run_parser(sub)
+    for add_command in SUBCOMMAND_PARSERS:
+        add_command(sub)
+    parser.description = ("Inference benchmark of multilingual encoders across languages, backends and batching "
+                          "strategies. Commands: " + ", ".join(sub.choices) + " (`xlt-bench COMMAND --help`).")
+    for action in (a for p in [parser, *sub.choices.values()] for a in p._actions):
+        action.help = _with_default(action.help, action.default if action.option_strings else None)
+    return parser
+
+
+def _add_report_parser(sub) -> None:
     p = sub.add_parser("report", help="(re)render report.md/report.html from RUN_DIR/results.json")
     p.add_argument("run_dir")
+
+
+def _add_compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="side-by-side report of two runs; RUN_A is the baseline (ratios are B ÷ A)")
     p.add_argument("run_a", help="the baseline run (RUN_DIR or results.json)")
     p.add_argument("run_b", help="the run compared with it")
     p.add_argument("--out", help="output directory [RUN_B/compare]")
+
+
+def _add_gate_parser(sub) -> None:
     p = sub.add_parser("gate", help="fail (exit 1) when the current run regressed against the baseline")
     p.add_argument("--baseline", required=True, help="baseline results.json or run directory")
     p.add_argument("--current", required=True, action="append",
@@ -147,11 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--across-machines", action="store_true",
                    help="also gate machine-bound metrics (mfu, absolute speed) against a baseline from another kind "
                         "of machine (CPU model/ISA flags or GPU) [off: they are skipped with a warning]")
+
+
+def _add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run for trend tools")
     p.add_argument("run_dir")
     p.add_argument("--format", default="github-action-benchmark", choices=["github-action-benchmark"],
                    help="output format")
     p.add_argument("--out", help="output file [stdout]")
+
+
+def _add_lengths_parser(sub) -> None:
     p = sub.add_parser("lengths", help="build length profiles (for --data synthetic) from real data")
     p.add_argument("--data", required=True, help="local:DIR or hf")
     p.add_argument("--tokenizer", required=True, help="HF tokenizer id/dir or a WordPiece vocab.txt")
@@ -159,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", default="all", help="comma-separated language codes, or 'all'")
     p.add_argument("--limit", type=int, default=None, help="examples per language [all]")
     p.add_argument("--out", required=True, help="profile JSON to write")
+
+
+def _add_sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="a grid of runs in shards, local or on a Ray cluster, resumable, merged")
     p.add_argument("--config", required=True, help="TOML with a [sweep] table of lists and a [run] table")
     p.add_argument("--executor", default="local", choices=["local", "ray"], help="where shards run [local]")
@@ -168,20 +199,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/sweep", help="sweep directory (shards/ and the merged results) "
                                                           "[results/sweep]")
     p.add_argument("--dry-run", action="store_true", help="print the shards and their estimated FLOPs only")
+
+
+def _add_train_cost_parser(sub) -> None:
     p = sub.add_parser("train-cost", help="training FLOPs, hours and energy of fine-tuning regimes (a plan TOML)")
     p.add_argument("--plan", required=True, help="plan TOML with [[regime]] tables")
     p.add_argument("--measured", help="a train-scenario run (RUN_DIR or results.json) whose throughput gives the "
                                       "hours on this machine [the plan's 'measured' key, else none]")
     p.add_argument("--out", default="results/train-cost", help="directory for train_cost.md/html/json")
+
+
+def _add_tasks_parser(sub) -> None:
     p = sub.add_parser("tasks", help="list tasks, their languages and data sources")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_langs_parser(sub) -> None:
     p = sub.add_parser("langs", help="print language metadata")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--group-by", choices=["family", "genus", "script", "resource_class"], default=None,
                    help="list the codes per group; resource_class names Joshi et al.'s classes 0-5 [no grouping]")
-    for action in (a for p in [parser, *sub.choices.values()] for a in p._actions):
-        action.help = _with_default(action.help, action.default if action.option_strings else None)
-    return parser
+
+
+# One function per subcommand, in the order --help lists them; a new subcommand adds its function here and its
+# handler to COMMANDS.
+SUBCOMMAND_PARSERS = [_add_run_parser, _add_report_parser, _add_compare_parser, _add_gate_parser, _add_export_parser,
+                      _add_lengths_parser, _add_sweep_parser, _add_train_cost_parser, _add_tasks_parser,
+                      _add_langs_parser]
 
 
 def _gate_metrics() -> list[str]:
