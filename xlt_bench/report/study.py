@@ -1,0 +1,67 @@
+"""Renders a study's answer: study.md, study.html (self-contained, charts embedded), plots/ and study.json.
+
+The first paragraph under the title is the answer (or the refusal); the supporting tables and charts follow, then
+how the figures were computed and what the study could not establish.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..schema import atomic_write_bytes, atomic_write_text
+from .blocks import Block, bullets, heading, para
+from .html import render_html
+from .markdown import render_markdown
+
+
+def study_blocks(answer: Any, command: str, sources: dict[str, dict]) -> list[Block]:
+    blocks = [heading(answer.title, 1), para(answer.answer),
+              para(f"Command: `{command}`" + (" (quick mode: tiny models, few examples; the figures check the "
+                                               "route and are not the answer)" if "--quick" in command else ""))]
+    blocks += answer.blocks
+    if answer.method:
+        blocks += [heading("How the figures were computed"), bullets(answer.method)]
+    blocks += [heading("What this study could not establish"),
+               bullets(answer.limits) if answer.limits else para("Nothing beyond the intervals stated above.")]
+    if sources:
+        blocks += [heading("Runs analysed"), bullets([_source_line(name, cfg) for name, cfg in sources.items()])]
+    return blocks
+
+
+def _source_line(name: str, cfg: dict) -> str:
+    keys = ("model", "tokenizer", "data", "tasks", "langs", "limit", "backends", "batching", "max_length")
+    shown = ", ".join(f"{k}={_short(cfg.get(k))}" for k in keys if cfg.get(k) not in (None, [], ""))
+    return f"`{name}`: {shown}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) if len(value) <= 6 else f"{','.join(map(str, value[:6]))},… ({len(value)})"
+    return str(value)
+
+
+def write_study(answer: Any, out_dir: Path, *, study: str, command: str, sources: dict[str, dict]) -> list[Path]:
+    """Write every file of the study into out_dir, each atomically; returns their paths."""
+    out_dir = Path(out_dir)
+    blocks = study_blocks(answer, command, sources)
+    written = []
+    for name, chart in answer.charts.items():
+        path = out_dir / "plots" / f"{name}.png"
+        atomic_write_bytes(path, chart.png)
+        written.append(path)
+    doc = {"study": study, "command": command, "answer": answer.answer, "refused": answer.refused,
+           "limits": answer.limits, "data": answer.data}
+    atomic_write_text(out_dir / "study.json", json.dumps(doc, indent=1, default=_plain) + "\n")
+    atomic_write_text(out_dir / "study.md", render_markdown(blocks))
+    atomic_write_text(out_dir / "study.html", render_html(blocks, answer.charts, answer.title))
+    return written + [out_dir / "study.json", out_dir / "study.md", out_dir / "study.html"]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "__dict__"):
+        return value.__dict__
+    return str(value)
