@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: install bench test test-fast bench-pytest bench-ci gate clean
+.PHONY: install demo bench test test-fast bench-pytest bench-ci gate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,11 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@echo "installed: run 'make bench' (or '$(BIN)/xlt-bench --help')"
+
+# A smoke run in well under a minute: 2-layer tiny-xlmr, three languages, eager only; writes results/demo/.
+demo:
+	$(BIN)/xlt-bench run --model tiny-xlmr --tasks xnli --langs en,de,th --limit 32 --backends eager \
+		--batching static,dynamic --out results/demo --force
 
 bench:
 	$(BIN)/xlt-bench run --config benchmarks/default.toml --out results/bench --force
