@@ -43,7 +43,15 @@ def test_tiny_run_on_real_data_three_languages(tmp_path, xtreme_dir, mbert_vocab
         assert dynamic["agreement"] == 1.0 and dynamic["max_abs_diff"] <= 1e-4 and dynamic["parity_ok"]
         assert static["is_reference"] and static["accuracy"] is None  # random weights: no trained head
         assert static["flops_executed"] > static["flops_useful"] > 0
-        assert len(static["latencies_ms"]) == static["n_batches"]
+        # Three timed passes by default (interleaved with dynamic's), every batch's latency kept.
+        assert static["n_repeats"] == dynamic["n_repeats"] == 3 == len(static["pass_wall_s"])
+        assert len(static["latencies_ms"]) == 3 * static["n_batches"]
+        lo, hi = static["throughput_tok_s_ci95"]
+        assert lo <= static["throughput_tok_s"] <= hi
+        lo, hi = dynamic["speedup_ci95"]
+        assert lo <= dynamic["speedup"] <= hi
+        assert dynamic["speedup"] == pytest.approx(dynamic["throughput_tok_s"] / static["throughput_tok_s"])
+        assert "speedup" not in static and static["attn"] == "sdpa" and static["max_tokens"] == 32 * 128
     all_static, = _rows(doc, lang=ALL_LANGS, batching="static")
     per_lang = _rows(doc, batching="static")
     assert all_static["real_tokens"] == sum(r["real_tokens"] for r in per_lang if r["lang"] != ALL_LANGS)

@@ -44,6 +44,7 @@ class RunConfig:
     model: str = "xlmr-base"
     tokenizer: str | None = None
     data: str = "synthetic"
+    profiles: str | None = None   # --data synthetic: length profiles from `xlt-bench lengths` [shipped]
     tasks: tuple[str, ...] = ("xnli", "pawsx")
     langs: tuple[str, ...] = ("all",)
     limit: int | None = None
@@ -66,7 +67,8 @@ class RunConfig:
     seed: int = 0
     # Timing discipline: a short language is repeated until both are met.
     min_seconds: float = 0.0
-    min_repeats: int = 1
+    min_repeats: int = 3
+    max_seconds: float | None = None   # time box per row: stop repeating once its passes reach this
     # Fixed-shape mode "B,L": synthetic batches of one shape, for comparison with other tools.
     shape: tuple[int, int] | None = None
     # Testing aid for the gate: sleep this long inside every timed batch.
@@ -148,6 +150,8 @@ class RunConfig:
         for name in ("min_seconds", "inject_delay_ms", "inject_slowdown"):
             if getattr(self, name) < 0:
                 self._fail(name, "must not be negative")
+        if self.max_seconds is not None and not (self.max_seconds > 0 and self.max_seconds >= self.min_seconds):
+            self._fail("max_seconds", f"must be > 0 and at least min_seconds ({self.min_seconds})")
         if not self.tasks:
             self._fail("tasks", "at least one task is required")
         if not (self.data in ("synthetic", "hf") or self.data.startswith("local:")):
@@ -280,6 +284,7 @@ _TYPE_CHECKS: dict[str, tuple[Any, str]] = {
     "int": (_is_int, "an integer"),
     "int | None": (_is_int, "an integer"),
     "float": (is_number, "a number"),
+    "float | None": (is_number, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "tuple[str, ...]": (_is_str_list, "a list of strings (or one comma-separated string)"),
     "int | None | str": (lambda v: _is_int(v) or v == "auto", "'auto' or an integer"),

@@ -38,6 +38,7 @@ from .rows import apply_peak
 from .scenarios import get_scenario
 from .scenarios.base import ScenarioContext, StageClock
 from .schema import atomic_write_text, results_document, write_results
+from .stats import INTERVAL_METHOD
 from .tasks import TaskSpec
 from .trackers import RssWindow, children_peak_rss_mb
 from .workload import load_workload
@@ -229,6 +230,10 @@ def _peak_for(run_meta: dict, library: str, dtype: str) -> float | None:
 
 def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock: StageClock,
               cost_models: dict) -> list[dict[str, Any]]:
+    """One task: its model and workload, then every backend through the scenario. A scenario that interleaves
+    backends (offline) gets them all loaded at once, so their passes alternate per language and load between
+    backends cancels in their ratios; the others get one backend at a time. Each group is closed before the next
+    (bounded memory); a backend that fails to load is skipped and named, the others still run."""
     scenario = get_scenario(cfg.scenario)()
     _say(f"{spec.name}: loading model {cfg.model}")
     with clock("model_build"):
@@ -239,47 +244,82 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
     run_meta["skipped"].extend(workload.skipped)
     for encoded in workload.sets:
         run_meta["notes"].extend(f"{spec.name}/{encoded.lang}: {n}" for n in encoded.notes)
+    run_meta["interval_method"] = INTERVAL_METHOD
     flops_shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
     rows: list[dict[str, Any]] = []
     outputs: dict[tuple, list[np.ndarray]] = {}
-    for backend_name, dtype in plan.pairs:
-        _stop_if_terminated()
+    groups = [list(plan.pairs)] if scenario.interleaves_backends else [[pair] for pair in plan.pairs]
+    failures: list[BaseException] = []
+    for group in groups:
         if not workload.sets:
             break
-        backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
-        _say(f"{spec.name}: preparing {backend_name}/{dtype} on {cfg.device}")
+        loaded: list = []
         try:
-            with clock("backend_load"):
-                backend.load()
-            if (backend_name, dtype) not in cost_models and scenario.needs_cost_model(cfg):
-                # One probe per backend and dtype: task heads differ by a few hundred FLOPs, the encoder is the cost.
-                with clock("cost_probe"):
-                    cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta)
-            cost, budget = cost_models.get((backend_name, dtype), (None, None))
-            ctx = ScenarioContext(cfg=cfg, bundle=bundle, flops_shape=flops_shape, workload=workload, clock=clock,
-                                  cost=cost, budget=budget, run_meta=run_meta, say=_say,
-                                  shared_plan=_shared_plan(plan.pairs[0], cost_models))
-            backend_rows, backend_outputs = scenario.run(ctx, backend)
+            for backend_name, dtype in group:
+                _stop_if_terminated()
+                backend = _load_backend(cfg, spec, backend_name, dtype, bundle, scenario, run_meta, clock,
+                                        cost_models, failures)
+                if backend is not None:
+                    cost, budget = cost_models.get((backend_name, dtype), (None, None))
+                    ctx = ScenarioContext(cfg=cfg, bundle=bundle, flops_shape=flops_shape, workload=workload,
+                                          clock=clock, cost=cost, budget=budget, run_meta=run_meta, say=_say,
+                                          shared_plan=_shared_plan(plan.pairs[0], cost_models))
+                    loaded.append((ctx, backend))
+            if loaded:
+                group_rows, group_outputs = (scenario.run_together(loaded) if scenario.interleaves_backends
+                                             else scenario.run(*loaded[0]))
+                rows.extend(group_rows)
+                outputs.update(group_outputs)
         finally:
-            # Release sessions, compiled graphs and model copies before the next backend (bounded memory).
-            backend.close()
-            del backend
+            # Release sessions, compiled graphs and model copies before the next group (bounded memory).
+            for _, backend in loaded:
+                backend.close()
+            del loaded
             _release_memory()
-        rows.extend(backend_rows)
-        outputs.update(backend_outputs)
+    if failures and not rows:
+        raise failures[0]
     if scenario.evaluates and workload.sets:
-        from .scenarios.offline import reference_outputs
-        with clock("reference_outputs"):
-            computed = reference_outputs(cfg, bundle, workload, outputs)
-        if computed:
-            run_meta["notes"].append(f"{spec.name}: reference outputs (eager/fp32/static) computed untimed for "
-                                     f"agreement ({', '.join(computed)})")
-        with clock("evaluation"):
-            evaluate.fill_quality(spec, workload.sets, rows, outputs, trained_head=bundle.trained_head,
-                                  random_weights=bundle.is_preset)
+        _fill_quality(cfg, spec, bundle, workload, rows, outputs, run_meta, clock)
     del bundle, outputs
     _release_memory()
     return rows
+
+
+def _load_backend(cfg: RunConfig, spec: TaskSpec, backend_name: str, dtype: str, bundle, scenario, run_meta: dict,
+                  clock: StageClock, cost_models: dict, failures: list[BaseException]):
+    """A loaded backend (and its cost model probed, once per backend and dtype), or None when it failed: the
+    failure is recorded in run.skipped and the run goes on with the other backends."""
+    backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
+    _say(f"{spec.name}: preparing {backend_name}/{dtype} on {cfg.device}")
+    try:
+        with clock("backend_load"):
+            backend.load()
+        if (backend_name, dtype) not in cost_models and scenario.needs_cost_model(cfg):
+            # One probe per backend and dtype: task heads differ by a few hundred FLOPs, the encoder is the cost.
+            with clock("cost_probe"):
+                cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta)
+    except Exception as exc:  # noqa: BLE001 - one backend's failure must not cost the others' measurements
+        backend.close()
+        failures.append(exc)
+        reason = f"{backend_name}/{dtype} failed to load: {exc.__class__.__name__}: {exc}"
+        log.warning("%s: %s", spec.name, reason)
+        run_meta["skipped"].append({"task": spec.name, "lang": "all languages", "backend": backend_name,
+                                    "dtype": dtype, "reason": reason})
+        return None
+    return backend
+
+
+def _fill_quality(cfg: RunConfig, spec: TaskSpec, bundle, workload, rows: list, outputs: dict, run_meta: dict,
+                  clock: StageClock) -> None:
+    from .scenarios.offline import reference_outputs
+    with clock("reference_outputs"):
+        computed = reference_outputs(cfg, bundle, workload, outputs)
+    if computed:
+        run_meta["notes"].append(f"{spec.name}: reference outputs (eager/fp32/static) computed untimed for "
+                                 f"agreement ({', '.join(computed)})")
+    with clock("evaluation"):
+        evaluate.fill_quality(spec, workload.sets, rows, outputs, trained_head=bundle.trained_head,
+                              random_weights=bundle.is_preset)
 
 
 def _shared_plan(first: tuple[str, str], cost_models: dict) -> tuple[CostModel | None, int | None, str] | None:

@@ -91,35 +91,78 @@ def timed_pass(backend: Backend, prepared: Sequence, inject_delay_ms: float = 0.
     return timed.results, [s * 1000.0 for s in timed.latencies_s], timed.wall_s
 
 
+class TimedSeries:
+    """One configuration (a backend and the batches of one language under one batching), warmed up once and then
+    timed one pass at a time, so that the passes of several configurations can be interleaved round by round
+    (scenarios/offline.py): load drifting during a run then hits every configuration being compared alike."""
+
+    def __init__(self, backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
+                 seq_output: bool = False, inject_delay_ms: float = 0.0, inject_slowdown: float = 0.0):
+        self.backend, self.prepared, self.batches, self.lengths = backend, prepared, list(batches), lengths
+        self.seq_output = seq_output
+        self.inject = (inject_delay_ms, inject_slowdown)
+        self.latencies_ms: list[float] = []
+        self.pass_wall_s: list[float] = []
+        self.warmup_shapes, self.warmup_s = 0, 0.0
+        self._first_outputs: list = []
+
+    def warm(self, warmed_shapes: set[tuple[int, int]] | None = None) -> None:
+        start = time.perf_counter()
+        self.warmup_shapes = warm_up(self.backend, self.prepared, self.batches, warmed_shapes)
+        self.warmup_s = time.perf_counter() - start
+
+    def run_pass(self) -> float:
+        """One timed pass over every batch; returns its wall seconds."""
+        outs, lat, wall = timed_pass(self.backend, self.prepared, *self.inject)
+        if not self.pass_wall_s:
+            self._first_outputs = outs
+        self.latencies_ms.extend(lat)
+        self.pass_wall_s.append(wall)
+        return wall
+
+    @property
+    def timed_s(self) -> float:
+        return float(sum(self.pass_wall_s))
+
+    def measurement(self) -> Measurement:
+        fetched = [self.backend.fetch(o) for o in self._first_outputs]
+        outputs = restore_order(fetched, self.batches, self.lengths, self.seq_output)
+        return Measurement(batches=self.batches, latencies_ms=self.latencies_ms, pass_wall_s=self.pass_wall_s,
+                           outputs=outputs, warmup_shapes=self.warmup_shapes, warmup_s=self.warmup_s)
+
+
+def wants_another_pass(passes: int, timed_s: float, *, min_repeats: int, min_seconds: float = 0.0,
+                       max_seconds: float | None = None) -> bool:
+    """The repeat rule of one row: at least `min_repeats` passes and `min_seconds` of timed passes, unless the
+    row's passes have already taken `max_seconds` (the time box wins; a row left with one pass has no interval)."""
+    if passes == 0:
+        return True
+    if max_seconds is not None and timed_s >= max_seconds:
+        return False
+    return passes < min_repeats or timed_s < min_seconds
+
+
 def measure(backend: Backend, prepared: Sequence, batches: Sequence[Batch], lengths: np.ndarray, *,
-            min_seconds: float = 0.0, min_repeats: int = 1, inject_delay_ms: float = 0.0, inject_slowdown: float = 0.0,
-            seq_output: bool = False, warmed_shapes: set[tuple[int, int]] | None = None,
-            timed_tracker: Any = None) -> Measurement:
-    """Warm up, then timed passes. `timed_tracker` (a context manager, e.g. the energy tracker) brackets the timed
-    passes only, so warm-up (and compilation) never counts in what it measures."""
-    start = time.perf_counter()
-    warmed = warm_up(backend, prepared, batches, warmed_shapes)
-    warmup_s = time.perf_counter() - start
-    latencies: list[float] = []
-    walls: list[float] = []
-    first_outputs: list = []
+            min_seconds: float = 0.0, min_repeats: int = 1, max_seconds: float | None = None,
+            inject_delay_ms: float = 0.0, inject_slowdown: float = 0.0, seq_output: bool = False,
+            warmed_shapes: set[tuple[int, int]] | None = None, timed_tracker: Any = None) -> Measurement:
+    """Warm up, then timed passes of one configuration on its own (no interleaving). `timed_tracker` (a context
+    manager, e.g. the energy tracker) brackets the timed passes only, so warm-up (and compilation) never counts in
+    what it measures."""
+    series = TimedSeries(backend, prepared, batches, lengths, seq_output=seq_output,
+                         inject_delay_ms=inject_delay_ms, inject_slowdown=inject_slowdown)
+    series.warm(warmed_shapes)
     with timed_tracker if timed_tracker is not None else nullcontext():
-        while len(walls) < min_repeats or sum(walls) < min_seconds:
-            outs, lat, wall = timed_pass(backend, prepared, inject_delay_ms, inject_slowdown)
-            if not walls:
-                first_outputs = outs
-            latencies.extend(lat)
-            walls.append(wall)
-    fetched = [backend.fetch(o) for o in first_outputs]
-    outputs = restore_order(fetched, batches, lengths, seq_output)
-    return Measurement(batches=list(batches), latencies_ms=latencies, pass_wall_s=walls, outputs=outputs,
-                       warmup_shapes=warmed, warmup_s=warmup_s)
+        while wants_another_pass(len(series.pass_wall_s), series.timed_s, min_repeats=min_repeats,
+                                 min_seconds=min_seconds, max_seconds=max_seconds):
+            series.run_pass()
+    return series.measurement()
 
 
 def restore_order(batch_outputs: Sequence[np.ndarray], batches: Sequence[Batch], lengths: np.ndarray,
                   seq_output: bool) -> list[np.ndarray]:
     """Scatter batch outputs back to input order; per-token outputs are cut to each sequence's real length."""
-    n = sum(b.rows for b in batches)
+    n = sum(len(b.indices) for b in batches)   # sequences (a packed batch holds more than its rows)
     restored: list[np.ndarray | None] = [None] * n
     for batch, out in zip(batches, batch_outputs):
         for row, idx in enumerate(batch.indices):

@@ -1,4 +1,12 @@
-"""Result rows (DESIGN §4): one per (task, lang, backend, dtype, batching), and the lang = "ALL" aggregates."""
+"""Result rows (DESIGN §4): one per (task, lang, backend, dtype, batching), and the lang = "ALL" aggregates.
+
+Every timed row keeps its passes' wall seconds (`pass_wall_s`) and carries a 95% interval of its useful tok/s
+(`throughput_tok_s_ci95`, stats.log_t_interval over the per-pass rates). The point `throughput_tok_s` stays useful
+tokens ÷ the mean pass time. An ALL row's pass r is the sum of its languages' pass r (their tokens ÷ the sum of their
+pass-r wall times), so its interval comes from its own passes, not from the languages' intervals. Each non-reference
+row gets `speedup` (its tok/s ÷ the same backend/dtype's static row, speedup.py) and `speedup_ci95` from the paired
+passes (pass r with the reference's pass r, timed in the same round).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,9 @@ from .flops import EncoderShape, executed_flops, useful_flops
 from .metric_defs import aggregated
 from .profiler import Measurement
 from .schema import ALL_LANGS, ROW_FIELDS
-from .stats import padding_waste, percentile, safe_ratio
+from .speedup import reference_batching, speedup
+from .stats import INTERVAL_METHOD, log_t_interval, paired_ratio_interval, padding_waste, per_pass_rates, percentile, \
+    safe_ratio
 
 
 def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: int, measurement: Measurement,
@@ -22,7 +32,7 @@ def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: i
     m = measurement
     stats = batch_stats(lengths, m.batches)
     useful = useful_flops(flops_shape, lengths.tolist())
-    executed = executed_flops(flops_shape, [b.shape for b in m.batches])
+    executed = executed_flops(flops_shape, [getattr(b, "flops_dims", b.shape) for b in m.batches])
     wall = m.wall_s
     row: dict[str, Any] = dict(ident)
     row.update(
@@ -38,6 +48,8 @@ def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: i
         accuracy=None, accuracy_metric=None, agreement=None, max_abs_diff=None, parity_ok=None, is_reference=False,
         mean_tokens_per_seq=safe_ratio(stats["real_tokens"], len(lengths)),
         n_repeats=m.n_repeats, latencies_ms=[round(x, 4) for x in m.latencies_ms],
+        pass_wall_s=[round(x, 6) for x in m.pass_wall_s],
+        throughput_tok_s_ci95=_interval(per_pass_rates(stats["real_tokens"], m.pass_wall_s)),
         forward_s=m.forward_s, harness_overhead_s=wall - m.forward_s, warmup_shapes=m.warmup_shapes,
         warmup_s=m.warmup_s,
         notes=[],
@@ -84,6 +96,7 @@ def _aggregate(group: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in group if r.get(key) is not None]
         out[key] = max(values) if values else None
     latencies = [x for r in group for x in r["latencies_ms"]]
+    passes = _summed_passes([r.get("pass_wall_s") or [] for r in group])
     wall = out["wall_s"]
     peak = first.get("gemm_peak_flops")
     out.update(
@@ -94,6 +107,7 @@ def _aggregate(group: list[dict[str, Any]]) -> dict[str, Any]:
         mfu=_mfu(out["flops_useful"], wall, peak), gemm_peak_flops=peak,
         mean_tokens_per_seq=safe_ratio(out["real_tokens"], out["n_sequences"]),
         n_repeats=min(r["n_repeats"] for r in group), warmup_shapes=sum(r["warmup_shapes"] for r in group),
+        pass_wall_s=passes, throughput_tok_s_ci95=_interval(per_pass_rates(out["real_tokens"] or 0, passes)),
         # XTREME convention: a task's score is the mean over its languages.
         accuracy=_mean([r["accuracy"] for r in group]), accuracy_metric=first.get("accuracy_metric"),
         agreement=_weighted([(r["agreement"], r["n_examples"]) for r in group]),
@@ -125,3 +139,52 @@ def _weighted(pairs: Sequence[tuple[float | None, int]]) -> float | None:
 def _all_ok(values: Sequence[bool | None]) -> bool | None:
     vals = [v for v in values if v is not None]
     return all(vals) if vals else None
+
+
+def _summed_passes(per_language: list[list[float]]) -> list[float]:
+    """Pass r of an ALL row: the sum of its languages' pass r, over the passes every language has (languages keep
+    equal counts unless --min-seconds gave a short one extra rounds)."""
+    if not per_language or any(not p for p in per_language):
+        return []
+    n = min(len(p) for p in per_language)
+    return [round(sum(p[r] for p in per_language), 6) for r in range(n)]
+
+
+def _interval(values: list[float]) -> list[float] | None:
+    found = log_t_interval(values)
+    return [found[0], found[1]] if found else None
+
+
+# A speedup pairs rows that differ only in their batching.
+_PAIR_KEY = ("scenario", "task", "lang", "model", "backend", "device", "dtype", "offered_qps", "shard")
+
+
+def add_intervals(rows: Sequence[dict[str, Any]]) -> None:
+    """Set `speedup` and `speedup_ci95` on every row that has a reference partner (static, else static-longest:
+    speedup.py), in place. The reference row itself and rows without a partner get neither. Every row with passes
+    records the interval method in `interval_method`."""
+    groups: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        groups[tuple(row.get(k) for k in _PAIR_KEY)][str(row.get("batching"))] = row
+        if row.get("pass_wall_s"):
+            row["interval_method"] = INTERVAL_METHOD
+    for by_batching in groups.values():
+        reference = reference_batching(by_batching)
+        if reference is None:
+            continue
+        base = by_batching[reference]
+        for batching, row in by_batching.items():
+            if batching != reference:
+                _set_speedup(row, base)
+
+
+def _set_speedup(row: dict[str, Any], base: dict[str, Any]) -> None:
+    tput, base_tput = row.get("throughput_tok_s"), base.get("throughput_tok_s")
+    if not (tput and base_tput):
+        return
+    row["speedup"] = speedup(tput, base_tput)
+    # Same useful tokens on both sides (same language set), so the ratio of tok/s in pass r is that of the walls.
+    rates = per_pass_rates(row["real_tokens"], row.get("pass_wall_s") or [])
+    base_rates = per_pass_rates(base["real_tokens"], base.get("pass_wall_s") or [])
+    found = paired_ratio_interval(rates, base_rates)
+    row["speedup_ci95"] = [found[0], found[1]] if found else None

@@ -73,6 +73,9 @@ class Scenario(ABC):
     trainable: ClassVar[bool] = False
     # Whether rows of this scenario feed accuracy/agreement (outputs returned from run()).
     evaluates: ClassVar[bool] = False
+    # Whether the task's backends are loaded together and handed to run_together() (their passes interleaved),
+    # instead of loaded one at a time and handed to run().
+    interleaves_backends: ClassVar[bool] = False
 
     def check(self, cfg: RunConfig, backend_names: Sequence[str]) -> None:
         """Refuse bad option combinations (InputError) before anything is measured."""
