@@ -82,3 +82,15 @@ def test_shipped_profile_matches_a_fresh_build_from_the_real_data(xtreme_dir, mb
     assert fresh["profiles"]["xnli"]["th"] == shipped["xnli"]["th"]
     assert fresh["profiles"]["tatoeba"]["th"] == shipped["tatoeba"]["th"]
     assert fresh["made_by"]["tokenizer_sha256"] == read_profiles(SHIPPED_PROFILES)["made_by"]["tokenizer_sha256"]
+
+
+def test_profiles_record_a_vocabulary_fingerprint_that_survives_a_move(tiny_data, tiny_vocab_file, tmp_path):
+    from xlt_bench.lengths import tokenizer_identity
+    from xlt_bench.tokenization import load_tokenizer
+    doc = build_profiles(f"local:{tiny_data}", ["xnli"], ("en",), str(tiny_vocab_file), None)
+    moved = tmp_path / "moved" / "vocab.txt"
+    moved.parent.mkdir()
+    moved.write_bytes(tiny_vocab_file.read_bytes())
+    again = tokenizer_identity(str(moved), load_tokenizer(str(moved), str(moved)))
+    assert doc["made_by"]["tokenizer_vocab_sha256"] == again["tokenizer_vocab_sha256"]
+    assert doc["made_by"]["tokenizer_vocab_size"] == 24 and doc["made_by"]["tokenizer_class"] == "BertTokenizerFast"

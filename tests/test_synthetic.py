@@ -108,3 +108,43 @@ def test_fixed_shape_gives_one_padded_shape():
                                 takes_token_types=True)
     assert pairs.example_index.tolist() == [0, 0, 1, 1] and pairs.side.tolist() == [0, 1, 0, 1]
     assert pairs.n_examples == 2 and pairs.token_type_ids[0].tolist() == [0] * 8
+
+
+# --- profiles from `xlt-bench lengths`, read by --data synthetic --profiles FILE -----------------------------------
+
+@pytest.fixture()
+def own_profiles(tmp_path, tiny_vocab_file):
+    """A profile file written by `lengths` from hand-made data: xnli/en lengths 6, 8 and 15 (see test_lengths)."""
+    import json
+
+    from xlt_bench.lengths import build_profiles, write_profiles
+    (tmp_path / "data" / "xnli").mkdir(parents=True)
+    rows = [{"text_a": "the cats", "text_b": "a dog", "label": 0}, {"text_a": "the cat", "text_b": "dog", "label": 1},
+            {"text_a": "the cat sat on the mat . the dog sat", "text_b": "a dog", "label": 2}]
+    (tmp_path / "data" / "xnli" / "en.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = tmp_path / "profiles.json"
+    write_profiles(build_profiles(f"local:{tmp_path / 'data'}", ["xnli"], ("en",), str(tiny_vocab_file)), path)
+    return path
+
+
+def test_lengths_output_feeds_synthetic_data(own_profiles, tiny_vocab_file):
+    enc = synthetic_encoded(get_task("xnli"), "en", None, vocab_size=50, pad_id=0, max_length=128, seed=0,
+                            takes_token_types=False, profile_path=str(own_profiles), tokenizer=str(tiny_vocab_file))
+    assert sorted(len(ids) for ids in enc.input_ids) == [6, 8, 15]
+    assert str(tiny_vocab_file) in enc.notes[0]
+    assert ("xnli", "en") in available_profiles(str(own_profiles))
+
+
+def test_a_profile_of_another_tokenizer_is_refused_naming_both(own_profiles, mbert_vocab):
+    with pytest.raises(InputError) as err:
+        synthetic_encoded(get_task("xnli"), "en", None, vocab_size=50, pad_id=0, max_length=128, seed=0,
+                          takes_token_types=False, profile_path=str(own_profiles), tokenizer=str(mbert_vocab))
+    message = str(err.value)
+    assert str(mbert_vocab) in message and "vocab.txt" in message and "24 tokens" in message
+    assert err.value.field == "profiles" and err.value.file == str(own_profiles)
+
+
+def test_shipped_profiles_accept_the_mbert_vocabulary_they_were_made_with(mbert_vocab):
+    enc = synthetic_encoded(get_task("xnli"), "en", 4, vocab_size=119547, pad_id=0, max_length=128, seed=0,
+                            takes_token_types=True, tokenizer=str(mbert_vocab))
+    assert enc.n_examples == 4

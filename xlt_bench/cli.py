@@ -20,6 +20,7 @@ RUN_OPTIONS = {
                    "or directory"),
     "tokenizer": (str, "HF tokenizer id/dir, or a WordPiece vocab.txt path [the model's own]"),
     "data": (str, "synthetic | local:DIR | hf"),
+    "profiles": (str, "--data synthetic: length-profile JSON from `xlt-bench lengths` [the shipped mBERT profiles]"),
     "tasks": (str, "comma-separated tasks (see `xlt-bench tasks`)"),
     "langs": (str, "comma-separated language codes, or 'all'"),
     "limit": (int, "examples per language [all]"),

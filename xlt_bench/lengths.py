@@ -75,14 +75,23 @@ def build_profiles(data: str, tasks: list[str], langs: tuple[str, ...], tokenize
             "skipped_no_data": skipped, "profiles": profiles}
 
 
+def tokenizer_identity(tokenizer_spec: str, tokenizer: Any) -> dict[str, Any]:
+    """What identifies a tokenizer in a profile: its name as given, class, size, a fingerprint of its vocabulary
+    (token -> id, so one tokenizer saved in two places matches) and, for a vocabulary file, the file's hash."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    made = {"tokenizer": tokenizer_spec, "tokenizer_class": type(tokenizer).__name__,
+            "tokenizer_vocab_size": len(tokenizer),
+            "tokenizer_vocab_sha256": hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()}
+    if Path(tokenizer_spec).is_file():
+        made["tokenizer_sha256"] = hashlib.sha256(Path(tokenizer_spec).read_bytes()).hexdigest()
+    return made
+
+
 def _provenance(data: str, tokenizer_spec: str, tokenizer: Any, limit: int | None) -> dict[str, Any]:
     made = {"tool": f"xlt-bench {__version__} `xlt-bench lengths`",
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-            "data": data, "tokenizer": tokenizer_spec, "tokenizer_class": type(tokenizer).__name__,
-            "tokenizer_vocab_size": len(tokenizer), "limit_per_language": limit,
+            "data": data, **tokenizer_identity(tokenizer_spec, tokenizer), "limit_per_language": limit,
             "lengths": "untruncated, special tokens included (qa: windows of 384 tokens, stride 128)"}
-    if Path(tokenizer_spec).is_file():
-        made["tokenizer_sha256"] = hashlib.sha256(Path(tokenizer_spec).read_bytes()).hexdigest()
     if data.startswith("local:"):
         root = Path(data[len("local:"):])
         provenance = next((p for p in (root / "PROVENANCE.md", root.parent / "PROVENANCE.md") if p.exists()), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import zlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,29 @@ def available_profiles(path: str | None = None) -> dict[tuple[str, str], dict]:
 def profile_source(path: str | None = None) -> dict[str, Any]:
     """How the shipped profiles were made (tokenizer, data, date), for run metadata and reports."""
     return dict(_profiles_doc(str(path or SHIPPED_PROFILES))["made_by"])
+
+
+@lru_cache(maxsize=8)
+def check_profile_tokenizer(path: str | None, tokenizer_spec: str) -> None:
+    """Lengths of one tokenizer cannot stand for another's: the profile file must record `tokenizer_spec`'s
+    vocabulary (by its fingerprint, else its file hash, else its name). InputError naming both otherwise."""
+    from .lengths import tokenizer_identity
+    from .tokenization import load_tokenizer
+    made = profile_source(path)
+    wanted = tokenizer_identity(tokenizer_spec, load_tokenizer(tokenizer_spec, tokenizer_spec))
+    for key in ("tokenizer_vocab_sha256", "tokenizer_sha256"):
+        if made.get(key) and wanted.get(key):
+            if made[key] == wanted[key]:
+                return
+            break
+    else:
+        if Path(str(made.get("tokenizer"))).resolve() == Path(tokenizer_spec).resolve():
+            return
+    raise InputError(f"the length profiles were made with tokenizer '{made.get('tokenizer')}' "
+                     f"({made.get('tokenizer_class')}, {made.get('tokenizer_vocab_size')} tokens), not with "
+                     f"--tokenizer '{tokenizer_spec}' ({wanted.get('tokenizer_class')}, "
+                     f"{wanted.get('tokenizer_vocab_size')} tokens): build profiles for it with `xlt-bench lengths "
+                     f"--tokenizer {tokenizer_spec}`", file=str(path or SHIPPED_PROFILES), field="profiles")
 
 
 def lengths_from_hist(hist: dict, n: int | None = None) -> np.ndarray:
@@ -61,9 +85,13 @@ def get_profile(task: TaskSpec, lang: str, path: str | None = None) -> dict:
 
 
 def synthetic_encoded(task: TaskSpec, lang: str, n: int | None, *, vocab_size: int, pad_id: int, max_length: int,
-                      seed: int, takes_token_types: bool, profile_path: str | None = None) -> EncodedSet:
-    """n examples (None: the profile's own count) of seeded ids with the profile's lengths, clipped to max_length."""
+                      seed: int, takes_token_types: bool, profile_path: str | None = None,
+                      tokenizer: str | None = None) -> EncodedSet:
+    """n examples (None: the profile's own count) of seeded ids with the profile's lengths, clipped to max_length.
+    With `tokenizer` (the run's --tokenizer) the profiles must have been made by that tokenizer."""
     start = time.perf_counter()
+    if tokenizer is not None:
+        check_profile_tokenizer(profile_path, tokenizer)
     profile = get_profile(task, lang, profile_path)
     rng = np.random.default_rng([seed, zlib.crc32(f"{task.name}/{lang}".encode())])
     if "sides" in profile:

@@ -35,12 +35,13 @@ def load_workload(cfg, spec: TaskSpec, bundle: ModelBundle, examples: dict[str, 
             continue
         if cfg.data == "synthetic":
             from .synthetic import available_profiles, synthetic_encoded
-            if (spec.name, lang) not in available_profiles():
+            if (spec.name, lang) not in available_profiles(cfg.profiles):
                 workload.skipped.append({"task": spec.name, "lang": lang, "reason": "no shipped length profile"})
                 continue
             workload.sets.append(synthetic_encoded(spec, lang, cfg.limit, vocab_size=bundle.vocab_size,
                                                    pad_id=bundle.pad_id, max_length=max_length, seed=cfg.seed,
-                                                   takes_token_types=bundle.takes_token_types))
+                                                   takes_token_types=bundle.takes_token_types,
+                                                   profile_path=cfg.profiles, tokenizer=cfg.tokenizer))
             continue
         from .dataset import load_examples, source_caveats
         from .tokenization import encode, load_tokenizer

@@ -8,6 +8,7 @@ results documents, so `--from RUN_DIR` and a fresh run are analysed by the same 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,10 @@ from ..errors import InputError
 
 QUICK_MODELS = {"xlmr-base": "tiny-xlmr", "xlmr-large": "tiny-xlmr", "mbert-base": "tiny-mbert",
                 "mini-xlmr": "tiny-xlmr"}
-MBERT_VOCAB = "../shared/data/tokenizers/mbert-cased/vocab.txt"
-SHARED_XTREME = "../shared/data/xtreme"
+# The shipped data beside the repository (XLT_SHARED overrides where it lives).
+SHARED = os.environ.get("XLT_SHARED", "../shared")
+MBERT_VOCAB = f"{SHARED}/data/tokenizers/mbert-cased/vocab.txt"
+SHARED_XTREME = f"{SHARED}/data/xtreme"
 
 
 @dataclass
