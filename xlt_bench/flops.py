@@ -15,6 +15,11 @@ The head is counted as the Hugging Face classes run it:
 - "span": hidden x 2 (qa_outputs: start and end logits) on every position.
 - "pooled": the bare encoder model, whose pooler (hidden x hidden on the first token) runs although the sentence
   embedding is the mean over tokens.
+
+A packed batch (xlt_bench/packing.py) is counted as it runs: every layer over each row's full length T, so a dense
+block-diagonal masked attention counts its whole T^2 (the masked scores are computed, then discarded); a token or
+span head on every position of every row; a sequence head once per sequence (on its first token); the pooled
+embedding's mean only (the packed forward never runs the unused pooler).
 """
 
 from __future__ import annotations
@@ -90,9 +95,30 @@ def useful_flops(flops_shape: EncoderShape, lengths: Sequence[int]) -> int:
     return sum(forward_flops(flops_shape, int(length)) for length in lengths)
 
 
-def executed_flops(flops_shape: EncoderShape, batches: Sequence[tuple[int, int]]) -> int:
-    """flops_executed: every batch as run, given as (rows, padded_len)."""
-    return sum(forward_flops(flops_shape, int(padded_len), int(rows)) for rows, padded_len in batches)
+def executed_flops(flops_shape: EncoderShape, batches: Sequence[tuple[int, ...]]) -> int:
+    """flops_executed: every batch as run, given as (rows, padded_len), or (rows, row_len, sequences) for a packed
+    batch (PackedBatch.flops_dims)."""
+    total = 0
+    for dims in batches:
+        if len(dims) == 3:
+            total += packed_flops(flops_shape, *(int(d) for d in dims))
+        else:
+            rows, padded_len = dims
+            total += forward_flops(flops_shape, int(padded_len), int(rows))
+    return total
+
+
+def packed_flops(flops_shape: EncoderShape, rows: int, row_len: int, sequences: int) -> int:
+    """One packed call: `rows` rows of `row_len` tokens holding `sequences` sequences (module docstring)."""
+    if min(rows, row_len, sequences) < 0:
+        raise ValueError(f"rows, row_len and sequences must be non-negative, got {rows}, {row_len}, {sequences}")
+    encoder = rows * flops_shape.layers * layer_flops(flops_shape, row_len)
+    kind = flops_shape.head_kind
+    if kind == "sequence":
+        return encoder + sequences * head_flops(flops_shape, 1)
+    if kind in ("token", "span"):
+        return encoder + rows * head_flops(flops_shape, row_len)
+    return encoder
 
 
 # --- training (DESIGN §3 "Training FLOPs") -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The backend contract (DESIGN §5): load, run a batch, fetch its output. Every backend runs rectangular padded
-batches (rows x padded length), so there is no unpadded path to declare.
+batches (rows x padded length); a backend that also runs packed batches (xlt_bench/packing.py: sequences
+concatenated per row, a block-diagonal 3-D mask, one output per sequence) declares `supports_packed`.
 
 The profiler drives a backend in three steps so that host->device copies and output fetches stay outside the
 timed region: `prepare` (inputs to device-ready form), `forward` (the timed call), `fetch` (to float32 numpy).
@@ -26,6 +27,9 @@ class Backend(ABC):
     gemm_library: ClassVar[str] = "torch"
     # True when the train scenario can fine-tune the model this backend runs (torch backends).
     trainable: ClassVar[bool] = False
+    # True when forward also runs packed batches (inputs from PackedBatch.collate), returning one output per
+    # sequence shaped as a padded batch of the same sequences would give it.
+    supports_packed: ClassVar[bool] = False
 
     @property
     def warmup_calls(self) -> int:

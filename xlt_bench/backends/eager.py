@@ -36,6 +36,8 @@ class TorchModuleBackend(Backend):
 class EagerBackend(TorchModuleBackend):
     name = "eager"
     trainable = True    # the train scenario can fine-tune this backend's model
+    supports_packed = True
+    packed_module: torch.nn.Module | None = None
     supported = frozenset({("cpu", "fp32"), ("cpu", "bf16"), ("cpu", "int8"),
                            ("cuda", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")})
 
@@ -52,7 +54,25 @@ class EagerBackend(TorchModuleBackend):
         self.module = module.to(self.device)
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        if is_packed(inputs) and self.packed_module is None:
+            self.packed_module = self.build_packed_module()   # once, before any packed batch is timed
         return torch_inputs(inputs, self.device)
+
+    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        if is_packed(prepared):
+            with torch.inference_mode():
+                return self.packed_module(**prepared)
+        return super().forward(prepared)
+
+    def build_packed_module(self) -> torch.nn.Module:
+        """The packed forward over the module this backend runs (its dtype or quantisation, the same weights)."""
+        from .packed_forward import PackedEncoder
+        return PackedEncoder(self.module)
+
+
+def is_packed(inputs: dict) -> bool:
+    """Inputs built by PackedBatch.collate (they carry each sequence's first-token index)."""
+    return "seq_first" in inputs
 
 
 def _copy_module(module: torch.nn.Module) -> torch.nn.Module:
