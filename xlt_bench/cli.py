@@ -323,8 +323,11 @@ def _print_summary(doc: dict, out: Path) -> None:
 def cmd_report(args) -> int:
     from .report import render_run
     from .sweep.merge import is_sweep, render_sweep
-    render = render_sweep if is_sweep(Path(args.run_dir)) else render_run   # a sweep: one report per shard
-    for path in render(Path(args.run_dir)):
+    if is_sweep(Path(args.run_dir)):   # a sweep: one report per shard
+        written = render_sweep(Path(args.run_dir))
+    else:
+        written = render_run(Path(args.run_dir), allow_incomplete=True)
+    for path in written:
         print(path)
     return 0
 
@@ -341,7 +344,8 @@ def cmd_compare(args) -> int:
 def cmd_gate(args) -> int:
     from .gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
     from .schema import load_results
-    baseline, current = load_results(args.baseline), [load_results(path) for path in args.current]
+    baseline = load_results(args.baseline, allow_incomplete=True)
+    current = [load_results(path, allow_incomplete=True) for path in args.current]
     for warning in dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)):
         print(f"xlt-bench: warning: {warning}", file=sys.stderr)
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS

@@ -3,17 +3,16 @@
 tasks -> dataset -> tokenization/synthetic -> batching -> backends -> scenario -> rows/evaluate -> results files.
 
 Nothing is lost: everything that can be checked is checked (preflight.py) before the first measurement; the new run
-is written into a staging directory beside --out and swapped in only when complete; an existing finished run in
---out is kept unless `force`; any failure or interruption (Ctrl-C, SIGTERM) leaves the rows measured so far in
---out/results.incomplete.json, which no reader mistakes for a finished run.
+is written into a staging directory beside --out and swapped in only when complete (run_dir.py: only a directory
+the harness wrote is ever replaced, and a finished run only with `force`); any failure or interruption (Ctrl-C,
+SIGTERM) leaves the rows measured so far in --out/results.incomplete.json, which no reader mistakes for a finished
+run.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
-import shutil
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import evaluate, progress
+from . import evaluate, progress, run_dir
 from .backends import get_backend_class
 from .batching import CostModel
 from .config import RunConfig
@@ -45,9 +44,6 @@ from .workload import load_workload
 
 log = logging.getLogger("xlt_bench")
 
-RESULT_FILES = ("results.json", "rows.csv", "report.md", "report.html")
-INCOMPLETE = "results.incomplete.json"
-
 
 def _say(message: str) -> None:
     """Progress line on stderr that does not break the progress bars; none with -q (errors only)."""
@@ -65,7 +61,7 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
     run_meta.update(incomplete=True, skipped=[], notes=list(plan.notes))
     rows: list[dict[str, Any]] = []
     clock = StageClock()
-    staging = _staging_dir(out_dir)
+    staging = run_dir.staging_dir(out_dir)
     try:
         with _sigterm_as_interrupt():
             _measure_all(cfg, plan, run_meta, clock, rows)
@@ -83,11 +79,12 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
             run_meta["peak_rss_children_mb"] = round(children, 1) if children else None
             write_results(staging / "results.json", run_meta, rows)
             _write_csv(staging / "rows.csv", rows)
-            _swap_in(staging, out_dir)
+            run_dir.swap_in(staging, out_dir)
     except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not isinstance(exc, run_dir.SwapFailed):   # a finished run that could not be swapped in stays there
+            run_dir.discard(staging)
         if rows or not isinstance(exc, InputError):
-            _write_incomplete(out_dir, run_meta, rows, exc)
+            run_dir.write_incomplete(out_dir, run_meta, rows, exc)
         raise
     return results_document(run_meta, rows)
 
@@ -113,40 +110,6 @@ def _measure_all(cfg: RunConfig, plan: Plan, run_meta: dict, clock: StageClock, 
 
 def _aggregate(cfg: RunConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return get_scenario(cfg.scenario)().aggregate(rows)
-
-
-# --- results directory: staging, swap, incomplete file ------------------------------------------------------------
-
-def _staging_dir(out_dir: Path) -> Path:
-    staging = out_dir.parent / f".{out_dir.name}.new-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace --out by the finished staging directory: two renames, so --out is never a half-written run."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
-
-
-def _write_incomplete(out_dir: Path, run_meta: dict, rows: list[dict[str, Any]], exc: BaseException) -> None:
-    """Keep what was measured, in a file no reader takes for a finished run; the previous run in --out stays."""
-    if isinstance(exc, KeyboardInterrupt):
-        reason = "terminated (SIGTERM)" if isinstance(exc, RunTerminated) else "interrupted by the user (Ctrl-C)"
-    else:
-        reason = f"failed: {exc.__class__.__name__}: {exc}"
-    run_meta["notes"].append(f"{reason}; rows are partial")
-    try:
-        write_results(out_dir / INCOMPLETE, run_meta, rows)
-    except OSError as err:  # never hide the original failure behind this one
-        log.warning("could not write %s: %s", out_dir / INCOMPLETE, err)
 
 
 _TERMINATED = threading.Event()

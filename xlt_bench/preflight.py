@@ -8,8 +8,6 @@ the output directory, and returns what it read (examples, tokenizer) so the run 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from .backends import get_backend_class
 from .config import RunConfig
 from .errors import InputError
 from .models import PRESETS
+from .run_dir import check_out_dir
 from .tasks import TaskSpec, get_task, resolve_langs
 
 log = logging.getLogger("xlt_bench")
@@ -87,22 +86,6 @@ def _check_budget(cfg: RunConfig, specs: list[TaskSpec]) -> None:
             raise InputError(f"--max-tokens {cfg.max_tokens} is below task '{spec.name}''s sequence length {need}: "
                              f"one sequence would not fit a batch; use at least {need} or 'auto'",
                              file=cfg.source, field="max_tokens")
-
-
-def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
-    """--out must be a directory we can write, and must not hold a finished run unless `force`."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("exists and is not a directory", file=str(out_dir), field="out")
-    if (out_dir / "results.json").exists() and not force:
-        raise InputError("holds a finished run; pass --force to replace it (it is replaced only when the new run "
-                         "completes) or choose another --out", file=str(out_dir), field="out")
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.probe-")
-        os.rmdir(probe)
-    except OSError as exc:
-        raise InputError(f"cannot write here ({exc.strerror or exc})", file=str(out_dir), field="out") from None
 
 
 def _check_model(name: str) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+
+log = logging.getLogger("xlt_bench")
 
 SCHEMA_VERSION = 1
 
@@ -87,15 +90,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def resolve_results_path(path: str | os.PathLike) -> Path:
-    """Accept a run directory or a results.json path."""
+INCOMPLETE_FILE = "results.incomplete.json"
+
+
+def resolve_results_path(path: str | os.PathLike, *, allow_incomplete: bool = False) -> Path:
+    """Accept a run directory or a results.json path; with `allow_incomplete`, a directory whose run did not finish
+    (or was not swapped in) gives its results.incomplete.json."""
     path = Path(path)
-    return path / "results.json" if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    if allow_incomplete and not (path / "results.json").exists() and (path / INCOMPLETE_FILE).exists():
+        return path / INCOMPLETE_FILE
+    return path / "results.json"
 
 
-def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and validate a results.json (or a run directory holding one)."""
-    file = resolve_results_path(path)
+def load_results(path: str | os.PathLike, *, allow_incomplete: bool = False) -> dict[str, Any]:
+    """Load and validate a results.json (or a run directory holding one). An incomplete run is refused unless
+    `allow_incomplete` (then it is read with a warning: its rows may be partial)."""
+    file = resolve_results_path(path, allow_incomplete=allow_incomplete)
     if not file.exists():
         raise InputError("no results.json here (is the run directory right, or was the run interrupted?)", file=str(file))
     try:
@@ -115,8 +127,12 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"expected an object, got {type(doc.get('run')).__name__}", file=str(file), field="run")
     if not isinstance(doc.get("rows"), list):
         raise InputError(f"expected a list, got {type(doc.get('rows')).__name__}", file=str(file), field="rows")
-    if doc["run"].get("incomplete"):
-        raise InputError("this run was interrupted and is marked incomplete", file=str(file), field="run.incomplete")
+    if doc["run"].get("incomplete") or file.name == INCOMPLETE_FILE:
+        if not allow_incomplete:
+            raise InputError("this run was interrupted and is marked incomplete", file=str(file),
+                             field="run.incomplete")
+        notes = [n for n in doc["run"].get("notes", []) if isinstance(n, str)]
+        log.warning("%s: an incomplete run (%s): read as it is", file, notes[-1] if notes else "rows may be partial")
     for i, row in enumerate(doc["rows"]):
         if not isinstance(row, dict):
             raise InputError(f"row {i} is a {type(row).__name__}, not an object", file=str(file), field="rows")

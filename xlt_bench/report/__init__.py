@@ -15,12 +15,12 @@ from .run_report import build_run_report
 __all__ = ["render_run", "render_compare", "console_summary"]
 
 
-def render_run(run_dir: Path) -> list[Path]:
+def render_run(run_dir: Path, *, allow_incomplete: bool = False) -> list[Path]:
     """Read run_dir/results.json; write report.md, report.html and plots/*.png. Returns the written paths."""
     run_dir = Path(run_dir)
     if run_dir.is_file():  # given results.json itself: the report goes beside it
         run_dir = run_dir.parent
-    report = build_run_report(load_results(run_dir))
+    report = build_run_report(load_results(run_dir, allow_incomplete=allow_incomplete))
     written = []
     for name, chart in report.charts.items():
         path = run_dir / "plots" / f"{name}.png"
