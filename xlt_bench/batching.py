@@ -1,4 +1,5 @@
-"""Batching strategies (DESIGN §3): static, static-longest and length-bucketed dynamic batching.
+"""Batching primitives (DESIGN §3): batches, the batch cost model, and the planners the strategies call
+(xlt_bench/strategies holds the strategies themselves: static, static-longest, dynamic, dynamic-shared).
 
 Dynamic batching sorts sequences by length and chooses batch boundaries over the sorted order. A greedy fill under
 the token budget fails on small samples (64 sequences of 20..120 tokens land in one or two batches padded to the
@@ -13,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .budget import clamp_to_measured
 
 
 @dataclass(frozen=True)
@@ -91,19 +94,19 @@ def round_up(length: int, multiple: int, cap: int | None = None) -> int:
 
 def make_batches(lengths: Sequence[int] | np.ndarray, strategy: str, *, batch_size: int = 32, max_length: int = 128,
                  max_tokens: int = 4096, pad_multiple: int = 8, cost: CostModel | None = None) -> list[Batch]:
+    """The batches of registered strategy `strategy` (xlt_bench.strategies) over `lengths`."""
+    from .strategies import plan
+    from .strategies.base import PlanRequest
+    request = PlanRequest(batch_size=batch_size, max_length=max_length, pad_multiple=pad_multiple,
+                          max_tokens=max_tokens, cost=cost)
+    return plan(strategy, lengths, request)[0]
+
+
+def fixed_size_batches(lengths: np.ndarray, batch_size: int, pad_to: int | None = None) -> list[Batch]:
+    """batch_size sequences per batch in the given order, padded to `pad_to` (else to each batch's longest)."""
     lengths = np.asarray(lengths, dtype=np.int64)
-    if len(lengths) == 0:
-        return []
-    if lengths.max() > max_length:
-        raise ValueError(f"sequence of length {lengths.max()} exceeds max_length {max_length}; truncate first")
-    if strategy == "static":
-        return [Batch(idx, max_length) for idx in _chunks(np.arange(len(lengths)), batch_size)]
-    if strategy == "static-longest":
-        return [Batch(idx, int(lengths[idx].max())) for idx in _chunks(np.arange(len(lengths)), batch_size)]
-    if strategy == "dynamic":
-        return plan_dynamic(lengths, cost, max_tokens=max_tokens, pad_multiple=pad_multiple, max_length=max_length,
-                            batch_size=batch_size)[0]
-    raise ValueError(f"unknown batching strategy '{strategy}'")
+    return [Batch(idx, pad_to if pad_to is not None else int(lengths[idx].max()))
+            for idx in _chunks(np.arange(len(lengths)), batch_size)]
 
 
 def _chunks(order: np.ndarray, size: int) -> list[np.ndarray]:
@@ -131,9 +134,7 @@ def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *,
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
     padded = np.array([round_up(int(x), pad_multiple, max_length) for x in lengths], dtype=np.int64)
-    budget = int(max_tokens)
-    if cost is not None and cost.max_tokens_measured:
-        budget = max(min(budget, cost.max_tokens_measured), int(padded.max()))  # never beyond what was timed
+    budget = clamp_to_measured(int(max_tokens), cost, int(padded.max()))
     if padded.max() > budget:
         raise ValueError(f"max_tokens {budget} is smaller than one padded sequence ({padded.max()})")
     candidates = {"greedy": _greedy_fill(order, padded, budget)}

@@ -23,12 +23,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# dynamic-shared: the dynamic partition planned with the run's first backend/dtype's cost model, run on every
-# backend, so backend ratios compare runtimes on identical batches (README "Comparing backends").
-BATCHINGS = ("static", "static-longest", "dynamic", "dynamic-shared")
+# Batching strategies, backends, scenarios and server policies are validated against their registries
+# (xlt_bench/strategies, backends, scenarios, serving/policies.py), which import nothing until a name is used.
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")
-BACKEND_NAMES = ("eager", "torchscript", "onnxruntime", "compile", "optimum", "fake")
 # optimum backend: ORTOptimizer level (O4 = fp16 on CUDA only).
 ORT_OPT_LEVELS = ("O1", "O2", "O3", "O4")
 
@@ -113,11 +111,13 @@ class RunConfig:
         raise InputError(reason, file=self.source, field=field_name)
 
     def _validate(self) -> None:
-        self._check_choices("batching", self.batching, BATCHINGS)
-        self._check_choices("dtype", self.dtype, DTYPES)
-        self._check_choices("backends", self.backends, BACKEND_NAMES)
+        from .backends import BACKENDS
         from .scenarios import SCENARIOS
-        self._check_choices("scenario", (self.scenario,), tuple(SCENARIOS))
+        from .strategies import STRATEGIES
+        STRATEGIES.check(self.batching, file=self.source)
+        self._check_choices("dtype", self.dtype, DTYPES)
+        BACKENDS.check(self.backends, file=self.source)
+        SCENARIOS.check((self.scenario,), file=self.source)
         self._validate_server()
         if self.ort_opt_level not in ORT_OPT_LEVELS:
             self._fail("ort_opt_level", f"'{self.ort_opt_level}' is not one of {', '.join(ORT_OPT_LEVELS)}")
@@ -161,7 +161,7 @@ class RunConfig:
 
     def _validate_server(self) -> None:
         from .serving.policies import POLICIES
-        self._check_choices("policy", self.policy, tuple(POLICIES))
+        POLICIES.check(self.policy, file=self.source)
         if self.qps != "auto":
             try:
                 loads = tuple(float(q) for q in _as_tuple(self.qps) if q) if not isinstance(self.qps, (int, float)) \

@@ -5,9 +5,9 @@ backend, dtype and batching. The GEMM rate (the fastest call, as for MFU) is mea
 library and dtype (peak.py), or where that fails read from the stored baseline's run metadata. The efficiency is what
 the baseline's ALL rows reached, executed FLOP/s ÷ that run's GEMM peak, for the same backend, dtype and batching
 where the baseline has it, else the median over its rows; with no baseline it is 1 and the figure a lower bound.
-Static batching counts the padded FLOPs it will execute; the other strategies count useful FLOPs only (their padding
-is decided at run time), so their figures are lower bounds too. Model load, ONNX export, cost probes and warm-up are
-not included.
+Strategies that pad every row to --max-length (static) count the padded FLOPs they will execute; the others count
+useful FLOPs only (their padding is decided at run time), so their figures are lower bounds too. Model load, ONNX
+export, cost probes and warm-up are not included.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
 
     from .flops import EncoderShape, executed_flops, useful_flops
     from .models import HEAD_FOR_KIND, PRESETS, preset_config
+    from .strategies import pads_to_max_length
     from .synthetic import available_profiles, lengths_from_hist
     from .tasks import get_task, resolve_langs
     if cfg.model not in PRESETS:
@@ -57,7 +58,7 @@ def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
             lengths = np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length)
             for batching in cfg.batching:
                 totals[batching] += (executed_flops(flops_shape, [(len(lengths), cfg.max_length)])
-                                     if batching == "static" else useful_flops(flops_shape, lengths.tolist()))
+                                     if pads_to_max_length(batching) else useful_flops(flops_shape, lengths.tolist()))
     return {batching: flops * max(cfg.min_repeats, 1) for batching, flops in totals.items()}
 
 
@@ -121,7 +122,8 @@ def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path =
 def describe_estimate(est: Estimate) -> list[str]:
     if not est.parts:
         return ["estimated time: unknown for a model that is not a preset (its FLOPs need its shape)"]
-    parts = ", ".join(f"{b}/{d} {batching} {'' if batching == 'static' else '≥ '}{s:.1f} s"
+    from .strategies import pads_to_max_length
+    parts = ", ".join(f"{b}/{d} {batching} {'' if pads_to_max_length(batching) else '≥ '}{s:.1f} s"
                       for (b, d, batching), s in est.parts.items())
     rates = ", ".join(f"{key} {rate / 1e9:.0f} GFLOP/s" for key, rate in est.rates.items())
     return [f"estimated timed passes: ~{est.seconds:.1f} s ({parts})",

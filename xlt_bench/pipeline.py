@@ -307,18 +307,17 @@ def _release_memory() -> None:
 
 def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> tuple[CostModel | None, int]:
     """The backend's batch cost model and token budget: probed, reused from --cost-model FILE, or none."""
+    from .budget import run_budget
     key = f"{backend.name}/{backend.dtype}/{backend.device}"
     samples: list = []
+    model, stored, probed = None, None, None
     if cfg.cost_model_file:
-        model, stored_budget = load_cost_model(cfg.cost_model_file, key)
-        budget = (stored_budget or model.max_tokens_measured) if cfg.max_tokens == "auto" else int(cfg.max_tokens)
-    elif not cfg.cost_model:
-        model = None
-        budget = cfg.batch_size * cfg.max_length if cfg.max_tokens == "auto" else int(cfg.max_tokens)
-    else:
+        model, stored = load_cost_model(cfg.cost_model_file, key)
+    elif cfg.cost_model:
         _say(f"{backend.name}/{backend.dtype}: timing shapes for the dynamic batcher's cost model and budget")
-        model, samples, budget = probe_cost_model(backend, bundle.vocab_size, bundle.pad_id, cfg.max_length,
+        model, samples, probed = probe_cost_model(backend, bundle.vocab_size, bundle.pad_id, cfg.max_length,
                                                   max_tokens=cfg.max_tokens, seed=cfg.seed)
+    budget = run_budget(cfg.max_tokens, cfg.batch_size, cfg.max_length, probed=probed, cost=model, stored=stored)
     run_meta.setdefault("cost_models", {})[key] = {
         **(model.to_dict() if model else {"source": "none (--no-cost-model): greedy budget fill"}),
         "budget": budget, "samples": [list(s) for s in samples]}

@@ -11,14 +11,18 @@ from typing import Any
 
 from .schema import ROW_KEY, row_key
 
-# The batching every other strategy is measured against, in order of preference (DESIGN: static is the baseline).
-REFERENCE_BATCHINGS = ("static", "static-longest")
+
+def reference_batchings() -> tuple[str, ...]:
+    """The batchings every other strategy is measured against, in order of preference (DESIGN: static is the
+    baseline): the strategies that declare a reference rank (xlt_bench/strategies)."""
+    from .strategies import reference_order
+    return reference_order()
 
 
 def reference_batching(batchings: Iterable[str]) -> str | None:
     """The most preferred reference among the batchings that ran; None when none of them did."""
     ran = set(batchings)
-    return next((b for b in REFERENCE_BATCHINGS if b in ran), None)
+    return next((b for b in reference_batchings() if b in ran), None)
 
 
 def speedup(tok_s: Any, reference_tok_s: Any) -> Any:
@@ -52,7 +56,7 @@ def speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
 def speedup_of(row: dict[str, Any], table: dict[tuple[str, ...], float]) -> float | None:
     """This row's entry in a `speedups` table (None for the reference row itself or a row without a partner)."""
     key = row_key(row)
-    for reference in REFERENCE_BATCHINGS:
+    for reference in reference_batchings():
         found = table.get(key[:_BATCHING_AT] + (f"{key[_BATCHING_AT]}/{reference}",) + key[_BATCHING_AT + 1:])
         if found is not None:
             return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .registry import Registry
 
 KINDS = ("pair", "multiple_choice", "tagging", "qa", "retrieval")
 
@@ -162,11 +163,12 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
 )}
 
 
+# The same entries behind the generic lookup (did-you-mean on unknown names, the field named in errors).
+TASK_REGISTRY = Registry("task", "tasks", TASKS, base=TaskSpec)
+
+
 def get_task(name: str) -> TaskSpec:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise InputError(f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}", field="tasks") from None
+    return TASK_REGISTRY.get(name)
 
 
 def resolve_langs(task: TaskSpec, langs: tuple[str, ...]) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .config import line_of
+from .registry import did_you_mean
 from .stats import is_number
 from .errors import InputError
 from .flops import EncoderShape, TRAIN_PASS_FACTOR, forward_flops, optimizer_flops
@@ -169,9 +170,17 @@ def _check_plan(plan: Plan, text: str) -> None:
     if not is_number(plan.mfu) or not 0 < plan.mfu <= 1:
         fail("mfu", "must be a fraction in (0, 1]")
     plan.batching = tuple([plan.batching] if isinstance(plan.batching, str) else plan.batching)
+    allowed = trainable_strategies()
     for b in plan.batching:
-        if b not in ("static", "static-longest", "dynamic"):
-            fail("batching", f"'{b}' is not static, static-longest or dynamic")
+        if b not in allowed:
+            fail("batching", f"'{b}' is not one of {', '.join(allowed)}{did_you_mean(b, allowed)}")
+
+
+def trainable_strategies() -> tuple[str, ...]:
+    """The batching strategies a training run can use (xlt_bench/strategies)."""
+    from .strategies import STRATEGIES, get_strategy
+    return tuple(n for n in STRATEGIES.names()
+                 if STRATEGIES.available(n) and get_strategy(n).not_trainable_reason is None)
 
 
 # --- estimates ----------------------------------------------------------------------------------------------------
@@ -197,19 +206,20 @@ def model_flops_shape(model: str, head: str, num_labels: int) -> tuple[EncoderSh
 
 def padding_ratio(flops_shape: EncoderShape, lengths: np.ndarray, batching: str, max_length: int,
                   batch_size: int, seed: int = 0) -> float:
-    """Executed / useful FLOPs of one epoch over `lengths` under a batching strategy, simulated. Dynamic is a greedy
-    fill of length-sorted sequences up to batch_size x max_length padded tokens (what a launch-bound accelerator's
-    planner converges to: fewest batches)."""
-    from .batching import make_batches, plan_dynamic
+    """Executed / useful FLOPs of one epoch over `lengths` under a batching strategy, simulated over a seeded shuffle
+    of the profile (real data is not sorted). Without a cost model, a token-budget strategy fills batches greedily
+    up to the fallback budget, batch_size x max_length padded tokens (what a launch-bound accelerator's planner
+    converges to: fewest batches)."""
+    from .budget import fallback
     from .flops import executed_flops, useful_flops
+    from .strategies import plan
+    from .strategies.base import PlanRequest
     lengths = np.minimum(lengths, max_length)
     useful = useful_flops(flops_shape, lengths.tolist())
-    if batching == "dynamic":   # no cost model: the planner's greedy fill of the length-sorted sequences
-        batches, _ = plan_dynamic(lengths, None, max_tokens=batch_size * max_length, pad_multiple=1,
-                                  max_length=max_length)
-    else:                       # static-longest in a seeded shuffle of the profile (real data is not sorted)
-        order = np.random.default_rng(seed).permutation(len(lengths))
-        batches = make_batches(lengths[order], batching, batch_size=batch_size, max_length=max_length)
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    request = PlanRequest(batch_size=batch_size, max_length=max_length, pad_multiple=1,
+                          max_tokens=fallback(batch_size, max_length), cost=None)
+    batches, _ = plan(batching, lengths[order], request)
     executed = executed_flops(flops_shape, [b.shape for b in batches])
     return executed / useful
 

@@ -145,7 +145,7 @@ def primary_rows(matched: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         return sub, ""
     backend, dtype = tables.primary_config(sub)
     sub = sub[(sub["backend"] == backend) & (sub["dtype"] == dtype)]
-    batchings = tables.ordered(sub["batching"], tables.BATCHING_ORDER)
+    batchings = tables.ordered(sub["batching"], tables.report_order())
     batching = "dynamic" if "dynamic" in batchings else batchings[0]
     return sub[sub["batching"] == batching].copy(), f"{backend} {dtype} {batching}"
 
@@ -182,13 +182,13 @@ def ratio_chart(matched: pd.DataFrame, labels: tuple[str, str]):
     panels = list(sub.groupby("task", sort=False))
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
     for ax, (task, frame) in zip(axes[:, 0], panels):
-        batchings = tables.ordered(frame["batching"], tables.BATCHING_ORDER)
+        batchings = tables.ordered(frame["batching"], tables.report_order())
         langs = tables.ordered(frame["lang"])
         x, width = np.arange(len(langs)), 0.8 / len(batchings)
         for i, b in enumerate(batchings):
             ratio = frame[frame["batching"] == b].set_index("lang")["tok_s_ratio"].reindex(langs)
             ax.bar(x + (i - (len(batchings) - 1) / 2) * width, ratio, width, label=b,
-                   color=plots.BATCHING_COLOURS.get(b))
+                   color=plots.colour_of(b))
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set_xticks(x, langs)
         ax.set_ylabel(f"tok/s ratio ({labels[1]} ÷ {labels[0]}, ×)")

@@ -14,9 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..schema import ALL_LANGS  # noqa: E402
+from ..strategies import colour_of  # noqa: E402
 from . import tables  # noqa: E402
 
-BATCHING_COLOURS = {"static": "#7f8fa6", "static-longest": "#e1a95f", "dynamic": "#2e8b57"}
 TASK_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 GROUPINGS = ("resource_class", "family", "script")
 
@@ -58,7 +58,7 @@ def _per_language_bars(df: pd.DataFrame, column: str, ylabel: str, title: str, s
         width = 0.8 / len(batchings)
         for i, b in enumerate(batchings):
             ax.bar(x + (i - (len(batchings) - 1) / 2) * width, table[f"{column}:{b}"] * scale, width,
-                   label=b, color=BATCHING_COLOURS.get(b))
+                   label=b, color=colour_of(b))
         ax.set_xticks(x, table.index)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{task.upper()} — {backend} {dtype}", fontsize=10)
@@ -93,7 +93,7 @@ def latency_chart(df: pd.DataFrame):
         labels = list(by_config)
         box = ax.boxplot([by_config[k] for k in labels], vert=False, patch_artist=True, widths=0.6)
         for patch, label in zip(box["boxes"], labels):
-            patch.set_facecolor(BATCHING_COLOURS.get(label.split()[-1], "#cccccc"))
+            patch.set_facecolor(colour_of(label.split()[-1]) or "#cccccc")
         ax.set_yticks(range(1, len(labels) + 1), labels)
         values = np.concatenate([by_config[k] for k in labels])
         wide = values.min() > 0 and values.max() / values.min() > 20

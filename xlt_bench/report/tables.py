@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..schema import ALL_LANGS, REFERENCE
 from ..speedup import reference_batching, speedup
+from ..strategies import report_order
 
-BATCHING_ORDER = ("static", "static-longest", "dynamic", "dynamic-shared")
 EXTRA_FIELDS = (
     "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
     "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
@@ -57,7 +57,7 @@ def languages(df: pd.DataFrame) -> list[str]:
 
 
 def base_batching(batchings: list[str]) -> str:
-    """The speedup reference (speedup.py) when one ran; else the first of `batchings` (given in BATCHING_ORDER),
+    """The speedup reference (speedup.py) when one ran; else the first of `batchings` (given in report order),
     so a table still shows ratios between the strategies that did run."""
     return reference_batching(batchings) or batchings[0]
 
@@ -76,7 +76,7 @@ def primary_config(df: pd.DataFrame) -> tuple[str, str]:
 def language_table(df: pd.DataFrame, task: str, backend: str, dtype: str) -> pd.DataFrame:
     """One row per language (ALL last): tokens/seq, then per batching tok/s, waste, p50, p99, and speedups."""
     sub = df[(df["task"] == task) & (df["backend"] == backend) & (df["dtype"] == dtype)]
-    batchings = ordered(sub["batching"], BATCHING_ORDER)
+    batchings = ordered(sub["batching"], report_order())
     base = base_batching(batchings)
     by_batching = {b: sub[sub["batching"] == b].set_index("lang") for b in batchings}
     langs = languages(sub) + ([ALL_LANGS] if (sub["lang"] == ALL_LANGS).any() else [])
@@ -135,7 +135,7 @@ def config_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
     if ref.empty:
         ref = sub[(sub["backend"] == REFERENCE[0]) & (sub["dtype"] == REFERENCE[1]) & (sub["batching"] == REFERENCE[2])]
     ref_tok_s = ref["throughput_tok_s"].iloc[0] if len(ref) else np.nan
-    base = base_batching(ordered(sub["batching"], BATCHING_ORDER))
+    base = base_batching(ordered(sub["batching"], report_order()))
     base_tok_s = sub[sub["batching"] == base].set_index(["backend", "dtype"])["throughput_tok_s"]
     keys = list(zip(sub["backend"], sub["dtype"]))
     sub["speedup_vs_base"] = speedup(sub["throughput_tok_s"].to_numpy(), base_tok_s.reindex(keys).to_numpy())

@@ -12,7 +12,7 @@ from ..schema import atomic_write_bytes, atomic_write_text
 from .blocks import bullets, heading, para, pct, plot, sci, sig, table
 from .html import render_html
 from .markdown import render_markdown
-from .plots import BATCHING_COLOURS, Chart, plt, to_png
+from .plots import Chart, colour_of, plt, to_png
 
 
 def render_train_cost(rows: list[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -58,7 +58,7 @@ def _chart(frame: pd.DataFrame, meta: dict[str, Any]) -> bytes:
         for i, batching in enumerate(batchings):
             sub = frame[frame["batching"] == batching].set_index("regime").reindex(regimes)
             ax.bar([x + i * width for x in range(len(regimes))], sub[column].astype(float), width,
-                   label=batching, color=BATCHING_COLOURS.get(batching))
+                   label=batching, color=colour_of(batching))
         ax.set_xticks([x + width * (len(batchings) - 1) / 2 for x in range(len(regimes))])
         ax.set_xticklabels(regimes, rotation=20, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)

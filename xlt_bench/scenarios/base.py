@@ -82,7 +82,8 @@ class Scenario(ABC):
 
     def needs_cost_model(self, cfg: RunConfig) -> bool:
         """Whether run() wants ctx.cost (a start-up probe of the backend)."""
-        return any(b.startswith("dynamic") for b in cfg.batching)
+        from ..strategies import needs_cost_model
+        return needs_cost_model(cfg.batching)
 
     @abstractmethod
     def run(self, ctx: ScenarioContext, backend: Backend) -> tuple[list[dict[str, Any]], Outputs]:

@@ -19,11 +19,14 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from ..batching import make_batches, packing_bound_seconds, plan_dynamic, predict_seconds
+from ..batching import make_batches, packing_bound_seconds, predict_seconds
+from ..budget import plan_budget
 from ..progress import bar
 from ..profiler import TimedSeries, prepare_batches, restore_order, wants_another_pass
 from ..rows import add_intervals, all_rows, measurement_row
 from ..schema import REFERENCE
+from ..strategies import plan
+from ..strategies.base import PlanRequest, SharedPlan
 from .base import Outputs, Scenario, ScenarioContext
 
 
@@ -216,21 +219,14 @@ def batchings(cfg) -> tuple[str, ...]:
 
 
 def dynamic_budget(cfg, budget: int | None, max_length: int) -> int:
-    """A dynamic plan's token budget: the probed one (batch_size x max_length without one), never below one
-    sequence of max_length."""
-    return max(budget or cfg.batch_size * max_length, max_length)
+    """A token-budget plan's budget for one language (budget.plan_budget)."""
+    return plan_budget(budget, cfg.batch_size, max_length)
 
 
 def plan_batches(ctx: ScenarioContext, lengths: np.ndarray, batching: str, max_length: int):
-    """The batches of one language under one strategy, and for dynamic the planner's choice (PlanInfo)."""
+    """The batches of one language under one strategy, and the planner's choice (PlanInfo) where it compared plans."""
     cfg = ctx.cfg
-    if not batching.startswith("dynamic"):
-        batch_size = cfg.shape[0] if cfg.shape else cfg.batch_size
-        return make_batches(lengths, batching, batch_size=batch_size, max_length=max_length), None
-    cost, budget = ctx.cost, ctx.budget
-    if batching == "dynamic-shared":
-        if ctx.shared_plan is None:
-            raise RuntimeError("dynamic-shared needs the first backend's cost model, and none was made")
-        cost, budget, _ = ctx.shared_plan
-    return plan_dynamic(lengths, cost, max_tokens=dynamic_budget(cfg, budget, max_length),
-                        pad_multiple=cfg.pad_multiple, max_length=max_length, batch_size=cfg.batch_size)
+    shared = SharedPlan(*ctx.shared_plan) if ctx.shared_plan is not None else None
+    request = PlanRequest(batch_size=cfg.shape[0] if cfg.shape else cfg.batch_size, max_length=max_length,
+                          pad_multiple=cfg.pad_multiple, max_tokens=ctx.budget, cost=ctx.cost, shared=shared)
+    return plan(batching, lengths, request)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
+from ..budget import plan_budget
 from ..flops import executed_flops, useful_flops
 from ..metric_defs import Metric, register
 from ..serving.arrivals import load_trace, poisson_arrivals
@@ -58,7 +59,7 @@ class ServerScenario(Scenario):
         langs = [s.lang for s in ctx.workload.sets for _ in s.input_ids]
         lengths = np.array([len(x) for x in pool_ids])
         max_length = max(ctx.workload.max_length, int(lengths.max()))
-        budget = max(ctx.budget or cfg.batch_size * max_length, max_length)
+        budget = plan_budget(ctx.budget, cfg.batch_size, max_length)
         edges = bucket_edges(lengths, ctx.cost, budget, max_length)
         ctx.run_meta.setdefault("server", {})[f"{backend.name}/{backend.dtype}"] = {"budget": budget,
                                                                                    "bucket_edges": edges}

@@ -17,15 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import get_backend_class
+from ..backends import BACKENDS, get_backend_class
 from ..backends.base import Backend
-from ..batching import Batch, CostModel, collate, fit_cost_model, make_batches, plan_dynamic
+from ..batching import Batch, CostModel, collate, fit_cost_model
+from ..budget import given_or_none, plan_budget
 from ..errors import InputError
 from ..flops import optimizer_flops, train_executed_flops, train_useful_flops
 from ..progress import bar
 from ..profiler import Measurement
 from ..tasks import IGNORE_LABEL
 from ..rows import measurement_row
+from ..strategies import get_strategy, plan
+from ..strategies.base import PlanRequest
 from .base import Outputs, Scenario, ScenarioContext
 
 TRAIN_DTYPES = ("fp32", "bf16")
@@ -45,14 +48,13 @@ class TrainScenario(Scenario):
     def check(self, cfg, backend_names) -> None:
         cannot = [b for b in backend_names if not getattr(get_backend_class(b), "trainable", False)]
         if cannot:
-            from ..backends import REGISTRY
-            can = [n for n in REGISTRY if _trainable(n)]
+            can = [n for n in BACKENDS.names() if _trainable(n)]
             raise InputError(f"backend(s) {', '.join(cannot)} cannot train; the train scenario runs: "
                              f"{', '.join(can)}", file=cfg.source, field="backends")
-        if "dynamic-shared" in cfg.batching:
-            raise InputError("batching 'dynamic-shared' compares inference backends on one partition; the train "
-                             "scenario plans each backend's steps itself (use dynamic)", file=cfg.source,
-                             field="batching")
+        for batching in cfg.batching:
+            reason = get_strategy(batching).not_trainable_reason
+            if reason:
+                raise InputError(f"batching '{batching}' {reason}", file=cfg.source, field="batching")
         bad = [d for d in cfg.dtype if d not in TRAIN_DTYPES]
         if bad:
             raise InputError(f"dtype(s) {', '.join(bad)} are not trained here; use {', '.join(TRAIN_DTYPES)} "
@@ -106,14 +108,14 @@ class StepRunner:
         cfg = self.ctx.cfg
         lengths = encoded.lengths
         max_length = max(self.ctx.workload.max_length, int(lengths.max()))
-        budget = max(cfg.max_tokens if isinstance(cfg.max_tokens, int) else _auto_budget(cfg, max_length),
-                     max_length)
-        if batching == "dynamic":
-            cost = self._step_cost_model(encoded, budget, max_length) if cfg.cost_model else None
-            batches, _ = plan_dynamic(lengths, cost, max_tokens=budget, pad_multiple=cfg.pad_multiple,
-                                      max_length=max_length, batch_size=cfg.batch_size)
-        else:
-            batches = make_batches(lengths, batching, batch_size=cfg.batch_size, max_length=max_length)
+        # Training holds activations for the backward pass: without a given budget, batch_size full-length rows
+        # (the memory a static batch uses anyway); the inference probe's 'auto' budget does not cover training.
+        budget = plan_budget(given_or_none(cfg.max_tokens), cfg.batch_size, max_length)
+        strategy = get_strategy(batching)
+        cost = (self._step_cost_model(encoded, budget, max_length)
+                if strategy.needs_cost_model and cfg.cost_model else None)
+        batches, _ = plan(batching, lengths, PlanRequest(batch_size=cfg.batch_size, max_length=max_length,
+                                                         pad_multiple=cfg.pad_multiple, max_tokens=budget, cost=cost))
         labels, label_note = self._labels(encoded)
         steps = [self._step_inputs(encoded, b, labels) for b in batches]
         with MemoryTracker(self.device) as memory:
@@ -257,9 +259,3 @@ def _loss(torch, head: str, logits, labels):
         return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_LABEL)
     # span: logits [B, L, 2] -> start and end classification over positions
     return (cross_entropy(logits[..., 0], labels[:, 0]) + cross_entropy(logits[..., 1], labels[:, 1])) / 2
-
-
-def _auto_budget(cfg, max_length: int) -> int:
-    # Training holds activations for the backward pass: a fixed budget of batch_size full-length rows (the memory a
-    # static batch would use anyway) until the batcher's measured 'auto' budget covers training too.
-    return max(cfg.batch_size * max_length, max_length)

@@ -16,7 +16,6 @@ here is work-conserving except `fixed`, which may hold a partial batch for up to
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError
+from ..registry import Registry
 
 
 @dataclass
@@ -110,17 +110,18 @@ class LengthBucketedPolicy(Policy):
         return self._fill(same), None
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (NoBatching, FixedPolicy, TokenBudgetPolicy,
-                                                         LengthBucketedPolicy)}
+POLICIES = Registry("policy", "policy", {
+    "none": "xlt_bench.serving.policies:NoBatching",
+    "fixed": "xlt_bench.serving.policies:FixedPolicy",
+    "token-budget": "xlt_bench.serving.policies:TokenBudgetPolicy",
+    "length-bucketed": "xlt_bench.serving.policies:LengthBucketedPolicy",
+}, base=Policy)
 
 
 def make_policy(name: str, budget: int, pads: bool, options: dict[str, Any] | None = None) -> Policy:
-    if name not in POLICIES:
-        close = difflib.get_close_matches(name, list(POLICIES), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise InputError(f"unknown policy '{name}'{hint}; known: {', '.join(POLICIES)}", field="policy")
+    cls = POLICIES.get(name)
     try:
-        return POLICIES[name](budget, pads, **(options or {}))
+        return cls(budget, pads, **(options or {}))
     except TypeError as exc:
         raise InputError(f"bad options for policy '{name}': {exc}", field=f"policy.{name}") from None
 
