@@ -75,8 +75,7 @@ def base_overrides(args: argparse.Namespace, *, tasks: str, langs: str = "all", 
     return {"data": args.data or data or f"local:{SHARED_XTREME}", "tasks": args.tasks or tasks,
             "langs": args.langs or langs, "limit": chosen_limit,
             "backends": args.backends or ("eager" if quick else backends),
-            "max_length": args.max_length, "seed": args.seed,
-            "min_repeats": args.min_repeats if args.min_repeats is not None else (1 if quick else 3)}
+            "max_length": args.max_length, "seed": args.seed, "min_repeats": args.min_repeats}
 
 
 def quick_model(name: str, quick: bool) -> str:

@@ -22,7 +22,7 @@ STUDY_OPTIONS = {
     "limit": (int, "examples per language [the study's default; 8 with --quick]"),
     "backends": (str, "comma-separated backends [eager]"),
     "max_length": (int, "maximum sequence length [128]"),
-    "min_repeats": (int, "timed passes per language [3; 1 with --quick]"),
+    "min_repeats": (int, "timed passes per language [3]"),
     "seed": (int, "seed for random-weight presets, synthetic data and bootstrap resampling [0]"),
     "layer": (int, "alignment: hidden layer whose mean-pooled states are the sentence embedding (0 = embeddings) "
                    "[the middle: layers // 2 + 1]"),
