@@ -11,8 +11,12 @@ import logging
 import sys
 from pathlib import Path
 
+from .backends import BACKENDS
 from .config import build_config
 from .errors import InputError
+from .scenarios import SCENARIOS
+from .serving.policies import POLICIES
+from .strategies import STRATEGIES
 
 RUN_OPTIONS = {
     # option: (type, help) — defaults live in config.RunConfig so TOML and CLI share them.
@@ -24,8 +28,8 @@ RUN_OPTIONS = {
     "tasks": (str, "comma-separated tasks (see `xlt-bench tasks`)"),
     "langs": (str, "comma-separated language codes, or 'all'"),
     "limit": (int, "examples per language [all]"),
-    "backends": (str, "comma-separated: eager,torchscript,onnxruntime,compile,optimum"),
-    "batching": (str, "comma-separated: static,static-longest,dynamic,dynamic-shared"),
+    "backends": (str, "comma-separated: " + ",".join(BACKENDS.names())),
+    "batching": (str, "comma-separated: " + ",".join(STRATEGIES.names())),
     "batch_size": (int, "static batch size"),
     "max_length": (int, "maximum sequence length; static pads to it"),
     "max_tokens": (str, "dynamic token budget per batch, padding counted: 'auto' (measured per backend) or a number"),
@@ -43,14 +47,14 @@ RUN_OPTIONS = {
     "inject_slowdown": (float, "testing aid: make every timed batch take (1 + this) times as long (a uniform "
                                "regression: 0.25 = 20% fewer tok/s)"),
     "cache_dir": (str, "where exported ONNX models are cached"),
-    "scenario": (str, "offline | server | train"),
+    "scenario": (str, " | ".join(SCENARIOS.names())),
     "attn": (str, "attention implementation: sdpa | eager [what from_pretrained gives: sdpa]"),
     "ort_opt_level": (str, "optimum backend: ORTOptimizer level O1|O2|O3|O4 (O4 = fp16, cuda only) [O2]"),
     "qps": (str, "server: offered loads in requests/s, comma-separated, or 'auto' (bisection for the max "
                  "sustainable QPS)"),
     "duration": (float, "server: seconds of arrivals per offered load"),
     "slo_ms": (float, "server: latency SLO in ms; max sustainable QPS keeps p99 within it"),
-    "policy": (str, "server: batching policies, comma-separated: none,fixed,token-budget,length-bucketed"),
+    "policy": (str, "server: batching policies, comma-separated: " + ",".join(POLICIES.names())),
     "trace": (str, "server: replay arrival times (seconds, one per line) instead of Poisson arrivals [none]"),
 }
 
