@@ -65,6 +65,7 @@ class FakeBackend(Backend):
         self.cost = cost or FakeCost.from_env()
         self._rng = np.random.default_rng(self.cost.seed)
         self.calls: list[tuple[int, int]] = []   # shapes run, in order (tests read it)
+        self.call_started: list[float] = []       # perf_counter at the start of each call (interleaving tests)
 
     def load(self) -> None:
         self.notes.append(f"fake backend: sleeps {self.cost}; outputs are zeros")
@@ -79,6 +80,7 @@ class FakeBackend(Backend):
 
     def forward(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
         rows, plen = prepared["input_ids"].shape
+        self.call_started.append(time.perf_counter())
         seconds = self.cost.seconds(rows, plen)
         if self.cost.noise:
             seconds *= float(self._rng.uniform(1.0 - self.cost.noise, 1.0 + self.cost.noise))
