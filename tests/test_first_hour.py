@@ -165,3 +165,129 @@ def test_failed_swap_leaves_the_finished_run_readable(tmp_path, monkeypatch, cap
     caplog.clear()
     assert main(["gate", "--baseline", str(staging), "--current", str(out)]) == 0
     assert "incomplete run" in caplog.text
+
+
+# --- no tracebacks: limits checked at preflight, an internal error is exit 3 with its traceback in a file ----------
+
+@pytest.mark.parametrize("model, length, usable", [("tiny-xlmr", 513, 512), ("tiny-mbert", 513, 512)])
+@pytest.mark.parametrize("dry", [["--dry-run"], []])
+def test_max_length_beyond_the_position_table(tmp_path, capsys, no_measuring, model, length, usable, dry):
+    args = FAKE_RUN + ["--model", model, "--max-length", str(length), "--out", str(tmp_path / "o")] + dry
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "max_length" in err and f"at most {usable}" in err and model in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_max_length_at_the_position_table_passes(tmp_path):
+    assert main(FAKE_RUN + ["--max-length", "512", "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+
+
+def test_position_limit_reads_a_local_config(tmp_path):
+    from xlt_bench.models import position_limit
+    (tmp_path / "config.json").write_text('{"model_type": "xlm-roberta", "max_position_embeddings": 130, '
+                                          '"pad_token_id": 1}')
+    assert position_limit(str(tmp_path)) == (128, 130, 2)
+    assert position_limit("xlmr-base") == (512, 514, 2) and position_limit("mbert-base") == (512, 512, 0)
+
+
+@pytest.mark.parametrize("limit, says", [("99999999999999999999", "beyond any count"),
+                                         ("100000000000", "would not fit")])
+@pytest.mark.parametrize("dry", [["--dry-run"], []])
+def test_absurd_limit_is_refused_before_allocating(tmp_path, capsys, no_measuring, limit, says, dry):
+    assert main(FAKE_RUN + ["--limit", limit, "--out", str(tmp_path / "o")] + dry) == 2
+    err = capsys.readouterr().err
+    assert "'limit'" in err and says in err and "Traceback" not in err
+
+
+def test_unexpected_exception_exits_3_with_the_traceback_in_a_file(monkeypatch, capsys):
+    import xlt_bench.cli as cli
+
+    def broken(args):
+        raise ValueError("Maximum allowed size exceeded")
+
+    monkeypatch.setitem(cli.COMMANDS, "tasks", broken)
+    assert main(["tasks"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "Maximum allowed size exceeded" in err
+    path = err.split("traceback is in ")[1].rstrip(")\n")
+    text = open(path, encoding="utf-8").read()
+    assert "Traceback" in text and "def broken" not in text and "in broken" in text
+
+
+# --- results documents are validated on load ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def measured_doc(tmp_path_factory) -> dict:
+    """A real two-language run on the fake backend (its ALL row sums the two languages)."""
+    import json
+    import os
+
+    from xlt_bench.config import RunConfig
+    from xlt_bench.pipeline import run
+    os.environ["XLT_FAKE_COST"] = "fixed_ms=1"
+    try:
+        out = tmp_path_factory.mktemp("measured") / "run"
+        run(RunConfig(model="tiny-xlmr", backends=("fake",), batching=("static",), tasks=("xnli",),
+                      langs=("en", "de"), limit=4, threads=1, min_repeats=1, min_seconds=0.0), out)
+    finally:
+        del os.environ["XLT_FAKE_COST"]
+    return json.loads((out / "results.json").read_text())
+
+
+def _write_doc(path, doc) -> str:
+    import json
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps(doc))
+    return str(path)
+
+
+def _reader_args(command: str, bad: str, good: str, tmp_path) -> list[str]:
+    return {"report": ["report", bad], "export": ["export", bad],
+            "compare": ["compare", good, bad, "--out", str(tmp_path / "cmp")],
+            "gate": ["gate", "--baseline", good, "--current", bad]}[command]
+
+
+@pytest.mark.parametrize("command", ["report", "compare", "gate", "export"])
+def test_a_document_without_rows_is_exit_2(tmp_path, capsys, measured_doc, command):
+    bad = _write_doc(tmp_path / "empty", {**measured_doc, "rows": []})
+    good = _write_doc(tmp_path / "good", measured_doc)
+    assert main(_reader_args(command, bad, good, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "no rows" in err and "empty/results.json" in err
+
+
+def _corrupt(doc: dict, lang: str, key: str, value) -> dict:
+    import copy
+    doc = copy.deepcopy(doc)
+    row = next(r for r in doc["rows"] if r["lang"] == lang)
+    row[key] = value if not callable(value) else value(row[key])
+    return doc
+
+
+CORRUPTIONS = {
+    "waste above 1": ("en", "padding_waste", 1.7, "outside [0, 1]"),
+    "negative tokens": ("de", "real_tokens", -5, "negative"),
+    "NaN throughput": ("en", "throughput_tok_s", float("nan"), "not a finite number"),
+    "infinite wall": ("de", "wall_s", float("inf"), "not a finite number"),
+    "ALL contradicts its languages": ("ALL", "real_tokens", lambda v: v + 1, "not the sum over its languages"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("command", ["report", "compare", "gate", "export"])
+def test_an_impossible_value_is_exit_2_naming_file_row_and_field(tmp_path, capsys, measured_doc, command, case):
+    lang, key, value, says = CORRUPTIONS[case]
+    doc = _corrupt(measured_doc, lang, key, value)
+    index = next(i for i, r in enumerate(doc["rows"]) if r["lang"] == lang)
+    bad = _write_doc(tmp_path / "bad", doc)
+    good = _write_doc(tmp_path / "good", measured_doc)
+    assert main(_reader_args(command, bad, good, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "bad/results.json" in err and f"row {index} (xnli/{lang}/" in err and f"'{key}'" in err and says in err
+    assert not (tmp_path / "bad" / "report.md").exists()
+
+
+def test_the_untouched_document_is_read(tmp_path, measured_doc):
+    good = _write_doc(tmp_path / "good", measured_doc)
+    assert main(["export", good, "--out", str(tmp_path / "bench.json")]) == 0

@@ -263,6 +263,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print("xlt-bench: interrupted; results.incomplete.json in --out holds the partial run", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
+    except Exception as exc:  # a bug, not bad input: never exit 1 (a gate regression) with a bare traceback
+        where = _save_traceback(exc)
+        print(f"xlt-bench: internal error: {exc.__class__.__name__}: {_first_line(exc)} (a bug; the traceback is "
+              f"in {where})", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+INTERNAL_ERROR = 3
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _save_traceback(exc: BaseException) -> str:
+    """Write the traceback to a file in the temp directory and return its path (or say why it could not be)."""
+    import tempfile
+    import traceback
+    text = "xlt-bench " + " ".join(sys.argv[1:]) + "\n\n" + "".join(traceback.format_exception(exc))
+    try:
+        fd, path = tempfile.mkstemp(prefix="xlt-bench-traceback-", suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return path
+    except OSError as err:
+        return f"nowhere: it could not be written ({err})"
 
 
 class _Formatter(logging.Formatter):
@@ -327,6 +354,7 @@ def _print_summary(doc: dict, out: Path) -> None:
 def cmd_report(args) -> int:
     from .report import render_run
     from .sweep.merge import is_sweep, render_sweep
+    _load_measured(args.run_dir, allow_incomplete=True)
     if is_sweep(Path(args.run_dir)):   # a sweep: one report per shard
         written = render_sweep(Path(args.run_dir))
     else:
@@ -336,8 +364,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _load_measured(path: str, *, allow_incomplete: bool = False) -> dict:
+    """A results document that holds at least one row (what report, compare, gate and export need)."""
+    from .schema import load_results, resolve_results_path
+    from .validate import check_has_rows
+    doc = load_results(path, allow_incomplete=allow_incomplete)
+    check_has_rows(doc, str(resolve_results_path(path, allow_incomplete=allow_incomplete)))
+    return doc
+
+
 def cmd_compare(args) -> int:
     from .report import render_compare
+    _load_measured(args.run_a)
+    _load_measured(args.run_b)
     out = Path(args.out) if args.out else Path(args.run_b) / "compare"
     print(f"baseline (A): {args.run_a}\ncompared (B): {args.run_b}\nratios are B ÷ A", file=sys.stderr)
     for path in render_compare(Path(args.run_a), Path(args.run_b), out):
@@ -347,9 +386,8 @@ def cmd_compare(args) -> int:
 
 def cmd_gate(args) -> int:
     from .gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
-    from .schema import load_results
-    baseline = load_results(args.baseline, allow_incomplete=True)
-    current = [load_results(path, allow_incomplete=True) for path in args.current]
+    baseline = _load_measured(args.baseline, allow_incomplete=True)
+    current = [_load_measured(path, allow_incomplete=True) for path in args.current]
     for warning in dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)):
         print(f"xlt-bench: warning: {warning}", file=sys.stderr)
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
@@ -370,8 +408,8 @@ def cmd_export(args) -> int:
     import json
 
     from .export import github_action_benchmark
-    from .schema import atomic_write_text, load_results
-    text = json.dumps(github_action_benchmark(load_results(args.run_dir)), indent=1) + "\n"
+    from .schema import atomic_write_text
+    text = json.dumps(github_action_benchmark(_load_measured(args.run_dir)), indent=1) + "\n"
     if args.out:
         atomic_write_text(args.out, text)
     else:

@@ -82,7 +82,7 @@ class ModelBundle:
 
     @property
     def max_positions(self) -> int:
-        # RoBERTa-style models offset positions by pad_id + 1.
+        # RoBERTa-style models offset positions by pad_id + 1 (see position_limit).
         offset = self.pad_id + 1 if self.config.model_type in ("xlm-roberta", "roberta") else 0
         return int(self.config.max_position_embeddings) - offset
 
@@ -140,6 +140,26 @@ def ffn_sizes(name: str) -> tuple[int, int] | None:
         return None
     sizes = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
     return sizes if all(isinstance(v, int) and v > 0 for v in sizes) else None
+
+
+def position_limit(name: str) -> tuple[int, int, int] | None:
+    """(usable positions, position table size, offset) of a model, read without building it; None when its config
+    cannot be read. RoBERTa-style tables start after the padding index, so XLM-R's 514 rows hold 512 tokens."""
+    spec = PRESETS.get(name)
+    if spec:
+        table, family, pad = spec["max_position_embeddings"], spec["family"], spec.get("pad_token_id") or 0
+    else:
+        from transformers import AutoConfig
+        try:
+            config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+        except (OSError, ValueError, KeyError):
+            return None
+        table, family = getattr(config, "max_position_embeddings", None), config.model_type
+        pad = getattr(config, "pad_token_id", None) or 0
+        if not isinstance(table, int):
+            return None
+    offset = pad + 1 if family in ("xlm-roberta", "roberta") else 0
+    return table - offset, table, offset
 
 
 def preset_config(name: str, num_labels: int = 2, attn: str = DEFAULT_ATTN):

@@ -8,9 +8,12 @@ the output directory, and returns what it read (examples, tokenizer) so the run 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .backends import get_backend_class
 from .config import RunConfig
@@ -45,6 +48,8 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     if out_dir is not None:
         check_out_dir(Path(out_dir), force=force)
     _check_model(cfg.model)
+    _check_positions(cfg, specs)
+    _check_limit(cfg)
     plan = Plan(specs=specs, langs=langs, pairs=pairs)
     if cfg.shape is None and cfg.data != "synthetic":
         _read_data(cfg, plan)
@@ -95,6 +100,41 @@ def _check_budget(cfg: RunConfig, specs: list[TaskSpec]) -> None:
             raise InputError(f"--max-tokens {cfg.max_tokens} is below task '{spec.name}''s sequence length {need}: "
                              f"one sequence would not fit a batch; use at least {need} or 'auto'",
                              file=cfg.source, field="max_tokens")
+
+
+def _check_positions(cfg: RunConfig, specs: list[TaskSpec]) -> None:
+    """Every sequence must fit the model's position table; past it the embedding lookup fails mid-run."""
+    from .models import position_limit
+    limit = position_limit(cfg.model)
+    if limit is None:
+        return
+    usable, table, offset = limit
+    asked = [("max_length", cfg.max_length)] + ([("shape", cfg.shape[1])] if cfg.shape is not None else [])
+    asked += [("tasks", spec.max_length) for spec in specs if spec.max_length]
+    for option, length in asked:
+        if length > usable:
+            table_note = f" ({table} rows, positions start after the padding index: offset {offset})" if offset else ""
+            raise InputError(f"{length} tokens exceed the {usable} positions model {cfg.model} can embed"
+                             f"{table_note}; at most {usable}", file=cfg.source, field=option)
+
+
+# Bytes one synthetic example may take in memory: int64 token ids and attention mask per position.
+_BYTES_PER_POSITION = 16
+
+
+def _check_limit(cfg: RunConfig) -> None:
+    """--limit must be a count this machine can hold: synthetic data makes that many examples per language."""
+    if cfg.limit is None:
+        return
+    if cfg.limit > np.iinfo(np.int64).max:
+        raise InputError(f"{cfg.limit} is beyond any count (at most {np.iinfo(np.int64).max})", file=cfg.source,
+                         field="limit")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    most = memory // 2 // (_BYTES_PER_POSITION * cfg.max_length)
+    if cfg.limit > most:
+        raise InputError(f"{cfg.limit} examples per language of up to {cfg.max_length} tokens would not fit half "
+                         f"of this machine's {memory / 2**30:.0f} GiB of memory; at most {most}", file=cfg.source,
+                         field="limit")
 
 
 def _check_model(name: str) -> None:

@@ -143,4 +143,6 @@ def load_results(path: str | os.PathLike, *, allow_incomplete: bool = False) -> 
                  if row[f] is not None and (isinstance(row[f], bool) or not isinstance(row[f], (int, float)))]
         if wrong:
             raise InputError(f"row {i}: {', '.join(wrong)} must be numbers or null", file=str(file), field="rows")
+    from .validate import check_rows
+    check_rows(doc["rows"], str(file))
     return doc
