@@ -291,3 +291,34 @@ def test_an_impossible_value_is_exit_2_naming_file_row_and_field(tmp_path, capsy
 def test_the_untouched_document_is_read(tmp_path, measured_doc):
     good = _write_doc(tmp_path / "good", measured_doc)
     assert main(["export", good, "--out", str(tmp_path / "bench.json")]) == 0
+
+
+# --- a language asked for by name must be readable ----------------------------------------------------------------
+
+def _local_data(tmp_path, tiny_vocab_file) -> tuple[list[str], object]:
+    data = tmp_path / "data"
+    (data / "xnli").mkdir(parents=True)
+    (data / "xnli" / "en.jsonl").write_text('{"text_a": "the cat", "text_b": "a dog", "label": 0}\n' * 4)
+    (data / "xnli" / "de.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    args = ["run", "--model", "tiny-mbert", "--tokenizer", str(tiny_vocab_file), "--data", f"local:{data}",
+            "--tasks", "xnli", "--backends", "fake", "--batching", "static", "--threads", "1", "--min-repeats", "1",
+            "--min-seconds", "0", "--no-report", "--out", str(tmp_path / "out")]
+    return args, data
+
+
+@pytest.mark.parametrize("lang, says", [("de", "broken symbolic link"), ("fr", "no data file")])
+def test_a_named_language_that_cannot_be_read_is_exit_2(tmp_path, tiny_vocab_file, capsys, no_measuring, lang, says):
+    args, data = _local_data(tmp_path, tiny_vocab_file)
+    assert main(args + ["--langs", f"en,{lang}"]) == 2
+    err = capsys.readouterr().err
+    assert f"language '{lang}'" in err and says in err and str(data / "xnli" / f"{lang}.jsonl") in err
+    assert "empty" not in err
+
+
+def test_langs_all_skips_an_unreadable_language_with_its_real_reason(tmp_path, tiny_vocab_file, fast_fake):
+    import json
+    args, data = _local_data(tmp_path, tiny_vocab_file)
+    assert main(args + ["--langs", "all"]) == 0
+    skipped = json.loads((tmp_path / "out" / "results.json").read_text())["run"]["skipped"]
+    reasons = {s["lang"]: s["reason"] for s in skipped}
+    assert "broken symbolic link" in reasons["de"] and "no data file" in reasons["fr"]

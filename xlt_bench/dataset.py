@@ -43,7 +43,7 @@ def load_local(root: Path, task: TaskSpec, lang: str, limit: int | None = None) 
                          file=str(root), field="data")
     path = local_file(root, task, lang)
     if not path.exists():
-        return []
+        return []   # the caller decides: a language asked for by name is an error (missing_reason says why)
     if not path.is_file():  # a directory or a FIFO: reading would fail or block forever
         raise InputError("is not a regular file", file=str(path), field="data")
     normalise = NORMALISERS[task.kind]
@@ -53,6 +53,23 @@ def load_local(root: Path, task: TaskSpec, lang: str, limit: int | None = None) 
             break
         examples.append(normalise(raw, task, str(path), line_no))
     return examples
+
+
+def missing_reason(data: str, task: TaskSpec, lang: str) -> str | None:
+    """Why a local language file cannot be read (absent, a broken symbolic link), or None when it can."""
+    if not data.startswith("local:"):
+        return None
+    path = local_file(Path(data[len("local:"):]), task, lang)
+    if path.is_symlink() and not path.exists():
+        return f"{path} is a broken symbolic link (to {os.readlink(path)})"
+    if not path.exists():
+        return f"no data file {path}"
+    return None
+
+
+def why_no_examples(data: str, task: TaskSpec, lang: str) -> str:
+    """The reason a language gave no examples, for the run's list of skipped languages."""
+    return missing_reason(data, task, lang) or "no examples (empty file)"
 
 
 # A line longer than this is refused before parsing: XTREME examples are at most a few kB, and tokenizing a

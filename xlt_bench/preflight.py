@@ -147,9 +147,15 @@ def _check_model(name: str) -> None:
 
 def _read_data(cfg: RunConfig, plan: Plan) -> None:
     """Read every task's data files and load the tokenizer: a bad file fails here, not after the first task."""
-    from .dataset import load_examples
+    from .dataset import load_examples, missing_reason
     from .tokenization import load_tokenizer
+    named = tuple(cfg.langs) not in (("all",), ())
     for spec in plan.specs:
+        for lang in plan.langs[spec.name]:
+            reason = missing_reason(cfg.data, spec, lang)
+            if reason and named:
+                raise InputError(f"language '{lang}' of task '{spec.name}' was asked for but cannot be read: "
+                                 f"{reason}", file=cfg.source, field="langs")
         plan.examples[spec.name] = {lang: load_examples(cfg.data, spec, lang, cfg.limit)
                                     for lang in plan.langs[spec.name]}
     if any(ex for by_lang in plan.examples.values() for ex in by_lang.values()):

@@ -43,14 +43,15 @@ def load_workload(cfg, spec: TaskSpec, bundle: ModelBundle, examples: dict[str, 
                                                    takes_token_types=bundle.takes_token_types,
                                                    profile_path=cfg.profiles, tokenizer=cfg.tokenizer))
             continue
-        from .dataset import load_examples, source_caveats
+        from .dataset import load_examples, source_caveats, why_no_examples
         from .tokenization import encode, load_tokenizer
         lang_examples = (examples or {}).get(lang)
         if lang_examples is None:
             lang_examples = load_examples(cfg.data, spec, lang, cfg.limit)
         if not lang_examples:
             log.warning("%s/%s: no examples, language skipped", spec.name, lang)
-            workload.skipped.append({"task": spec.name, "lang": lang, "reason": "no examples (empty file)"})
+            reason = why_no_examples(cfg.data, spec, lang)
+            workload.skipped.append({"task": spec.name, "lang": lang, "reason": reason})
             continue
         tokenizer = tokenizer or load_tokenizer(cfg.tokenizer, cfg.model)
         encoded = encode(spec, lang, lang_examples, tokenizer, max_length=max_length, vocab_size=bundle.vocab_size,
