@@ -114,8 +114,12 @@ def _compare(reference, packed):
     return worst, scale, agree
 
 
+# The pair head stays in the fast suite; the other heads add a few seconds each.
+ALL_HEADS = ["pair"] + [pytest.param(k, marks=pytest.mark.slow) for k in KINDS if k != "pair"]
+
+
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", ALL_HEADS)
 @pytest.mark.parametrize("name", ["tiny-xlmr", "tiny-mbert"])
 def test_packed_matches_static_reference(name, kind, attn):
     bundle = build_model(name, kind, 3, attn=attn)
@@ -153,6 +157,7 @@ def test_parity_check_catches_a_leaking_mask(name):
     assert worst > 10 * 1e-4 * float(np.abs(reference).max())
 
 
+@pytest.mark.slow   # inductor compiles the padded and the packed forward (~1 min on 2 cores)
 def test_compile_backend_runs_packed():
     pytest.importorskip("torch._inductor")
     from xlt_bench.backends.compile import CompileBackend
@@ -192,7 +197,7 @@ def test_packed_flops_by_hand():
     assert packed_flops(token, 2, 10, 4) == 8320 + 2 * (2 * 10 * 4 * 3)   # classifier on every position
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", ALL_HEADS)
 @pytest.mark.parametrize("name", ["tiny-xlmr", "tiny-mbert"])
 def test_packed_flops_match_flop_counter_mode(name, kind):
     bundle = build_model(name, kind, 3, attn="eager")
@@ -206,3 +211,51 @@ def test_packed_flops_match_flop_counter_mode(name, kind):
             packer(**torch_inputs(batch.collate(ids, types, bundle.pad_id), "cpu"))
     expected = counter.get_total_flops()
     assert executed_flops(shape, [b.flops_dims for b in plan]) == pytest.approx(expected, rel=0.01)
+
+
+# --- the strategy, end to end -------------------------------------------------------------------------------------
+
+def test_strategy_plans_under_dynamic_budget():
+    from xlt_bench.batching import CostModel
+    from xlt_bench.strategies import get_strategy, plan
+    from xlt_bench.strategies.base import PlanRequest
+    strategy = get_strategy("packed")
+    assert strategy.pads is False and strategy.requires_backend_feature == "supports_packed"
+    cost = CostModel(1.0, 1e-3, 0.0, max_tokens_measured=64)
+    lengths = np.array([30, 20, 12, 10, 9, 40, 3])
+    # The run's budget 256 is clamped to the 64 tokens the probe timed, as dynamic's is; rows of <= max_length 48.
+    batches, info = plan("packed", lengths, PlanRequest(batch_size=8, max_length=48, max_tokens=256, cost=cost))
+    assert info.budget == 64
+    assert all(b.padded_tokens <= 64 and b.padded_len <= 48 for b in batches)
+    assert sorted(np.concatenate([b.indices for b in batches]).tolist()) == list(range(len(lengths)))
+
+
+@pytest.mark.slow
+def test_run_static_dynamic_packed_end_to_end(tmp_path):
+    import json
+
+    from xlt_bench.cli import main
+    out = tmp_path / "run"
+    assert main(["run", "--model", "tiny-mbert", "--tasks", "xnli", "--langs", "en,th", "--limit", "24",
+                 "--backends", "eager", "--batching", "static,dynamic,packed", "--out", str(out)]) == 0
+    rows = [r for r in json.loads((out / "results.json").read_text())["rows"] if r["lang"] != "ALL"]
+    packed = {r["lang"]: r for r in rows if r["batching"] == "packed"}
+    dynamic = {r["lang"]: r for r in rows if r["batching"] == "dynamic"}
+    assert set(packed) == {"en", "th"}
+    for lang, row in packed.items():
+        assert row["real_tokens"] == dynamic[lang]["real_tokens"]
+        # Only row tails shorter than their call's longest row are executed beyond the real tokens.
+        assert row["padded_tokens"] >= row["real_tokens"] and row["padding_waste"] < 0.05
+        assert row["max_tokens"] == dynamic[lang]["max_tokens"]
+        assert row["agreement"] == 1.0 and row["max_abs_diff"] <= 1e-4
+        assert row["flops_executed"] >= row["flops_useful"]
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "fake"])
+def test_packed_on_a_backend_without_it_exits_2(backend, capsys):
+    from xlt_bench.cli import main
+    assert main(["run", "--model", "tiny-xlmr", "--backends", backend, "--tasks", "xnli", "--langs", "en",
+                 "--batching", "static,packed", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"batching 'packed' needs backends with supports_packed; {backend} does not" in err
+    assert "backends that can run it: eager, compile" in err

@@ -211,6 +211,8 @@ def _optimal_partition(order: np.ndarray, padded: np.ndarray, budget: int, cost:
 def collate(input_ids: Sequence[np.ndarray], token_type_ids: Sequence[np.ndarray] | None, batch: Batch,
             pad_id: int) -> dict[str, np.ndarray]:
     """Build the padded int64 arrays for one batch (done before timing)."""
+    if hasattr(batch, "collate"):   # a packed batch (xlt_bench/packing.py) lays out its own rows
+        return batch.collate(input_ids, token_type_ids, pad_id)
     rows, plen = batch.shape
     ids = np.full((rows, plen), pad_id, dtype=np.int64)
     mask = np.zeros((rows, plen), dtype=np.int64)

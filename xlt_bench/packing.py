@@ -53,6 +53,11 @@ class PackedBatch:
         return self.n_rows * self.padded_len
 
     @property
+    def warm_key(self) -> tuple[str, int, int]:
+        """Warm-up is per shape and per forward path: a packed call of a padded batch's shape is not yet warm."""
+        return ("packed", *self.shape)
+
+    @property
     def flops_dims(self) -> tuple[int, int, int]:
         """(rows, row length, sequences): the encoder runs on every row, a sequence head once per sequence."""
         return self.n_rows, self.padded_len, self.n_sequences

@@ -93,7 +93,7 @@ def _prepare(ctx: ScenarioContext, backend: Backend, encoded, batching: str, ind
     lengths = encoded.lengths
     batches, plan = plan_batches(ctx, lengths, batching, _max_length(ctx, lengths))
     config = _Config(ctx, backend, batching, index, batches, plan)
-    partition = (index, tuple((b.padded_len, *b.indices.tolist()) for b in batches))
+    partition = (index, tuple((type(b).__name__, b.padded_len, *b.indices.tolist()) for b in batches))
     if partition in partitions:
         config.same_as = partitions[partition]
         return config

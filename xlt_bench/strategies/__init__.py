@@ -18,6 +18,7 @@ STRATEGIES = Registry("batching strategy", "batching", {
     "static-longest": "xlt_bench.strategies.static_longest:StaticLongestBatching",
     "dynamic": "xlt_bench.strategies.dynamic:DynamicBatching",
     "dynamic-shared": "xlt_bench.strategies.dynamic_shared:DynamicSharedBatching",
+    "packed": "xlt_bench.strategies.packed:PackedBatching",
 }, base="xlt_bench.strategies.base:BatchingStrategy")
 
 _instances: dict[tuple[str, type], object] = {}
