@@ -184,7 +184,7 @@ def test_batching_study_uses_row_intervals_and_says_when_they_are_missing():
     rows = []
     for i, lang in enumerate(["en", "de", "fr", "sw", "th"]):
         rows.append(row(lang, "static", tokens=20, seq_s=100.0, waste=0.8, task="xnli"))
-        ci = [1.8, 2.2] if lang != "th" else None
+        ci = [1.8 + 0.1 * i, 2.2 + 0.1 * i] if lang != "th" else None
         rows.append(row(lang, "dynamic", tokens=20, seq_s=200.0 + 10 * i, waste=0.1, task="xnli",
                         speedup=2.0 + 0.1 * i, ci=ci))
     answer = get_study("batching")().analyse({"b": doc_of(rows)}, parse("batching", "--out", "x"))
@@ -194,6 +194,7 @@ def test_batching_study_uses_row_intervals_and_says_when_they_are_missing():
     assert "Per-language intervals are missing for 1 of 5 rows" in answer.answer
     cells = list(answer.blocks[1].table["dynamic ÷ static"])
     assert cells[0] == "2.00× [1.80, 2.20]" and cells[-1] == "2.40× (no interval)"
+    assert set(answer.charts) == {"speedup_xnli_dynamic"} and answer.charts["speedup_xnli_dynamic"].png[:4] == b"\x89PNG"
 
 
 def models_docs(tokens_b=1.5):

@@ -14,6 +14,44 @@ from ..schema import atomic_write_bytes, atomic_write_text
 from .blocks import Block, bullets, heading, para
 from .html import render_html
 from .markdown import render_markdown
+from .plots import Chart, plt, to_png
+
+
+def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, ylabel: str,
+              intervals: list[Any] | None = None, reference: float | None = 1.0) -> Chart:
+    """One bar per label, with 95% intervals as error bars where given ([lo, hi] or None), and a reference line."""
+    import numpy as np
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(labels) + 2), 3.6))
+    x = np.arange(len(labels))
+    ax.bar(x, values, color="#2e8b57")
+    if intervals:
+        have = [i for i, ci in enumerate(intervals) if isinstance(ci, (list, tuple)) and len(ci) == 2]
+        if have:
+            lo = [max(0.0, values[i] - intervals[i][0]) for i in have]
+            hi = [max(0.0, intervals[i][1] - values[i]) for i in have]
+            ax.errorbar(x[have], [values[i] for i in have], yerr=[lo, hi], fmt="none", ecolor="#222", capsize=3)
+    if reference is not None:
+        ax.axhline(reference, color="#7f8fa6", linewidth=1, linestyle="--")
+    ax.set_xticks(x, labels, rotation=60 if len(labels) > 12 else 0, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return Chart(name, title, to_png(fig))
+
+
+def scatter_chart(name: str, title: str, x: list[float], y: list[float], labels: list[str], *, xlabel: str,
+                  ylabel: str, jitter: float = 0.0) -> Chart:
+    """Labelled points (one per language); `jitter` spreads points that share an x (a class) apart, seeded."""
+    import numpy as np
+    offsets = np.random.default_rng(0).uniform(-jitter, jitter, len(x)) if jitter else np.zeros(len(x))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    xs = np.asarray(x, dtype=float) + offsets
+    ax.scatter(xs, y, color="#2e8b57", s=22)
+    for xi, yi, label in zip(xs, y, labels):
+        ax.annotate(label, (xi, yi), fontsize=7, xytext=(3, 2), textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return Chart(name, title, to_png(fig))
 
 
 def study_blocks(answer: Any, command: str, sources: dict[str, dict]) -> list[Block]:

@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..models import PRESETS
-from ..report.blocks import heading, table
+from ..report.blocks import heading, plot, table
+from ..report.study import scatter_chart
 from .base import SHARED_XTREME, Answer, Study, base_overrides, listed, make_config
 from .stats import MIN_CORRELATION_LANGS, correlation, fmt
 
@@ -47,6 +48,9 @@ class AlignmentStudy(Study):
         presets = [m for m in models if m in PRESETS]
         if models and len(presets) == len(models):
             raise InputError(_no_head_reason(tuple(presets)), field="models")
+        if args.layer is not None:
+            for model in (m for m in models if m not in PRESETS):
+                check_layer(model, args.layer)
         if ALIGNMENT_TASK in listed(args.tasks, ()):
             raise InputError(f"the transfer task must differ from {ALIGNMENT_TASK}, the alignment data: Tatoeba "
                              "retrieval accuracy and Tatoeba alignment come from the same embeddings",
@@ -76,7 +80,7 @@ class AlignmentStudy(Study):
                 "checkpoint without the task head)"]
 
     def analyse(self, docs: dict[str, dict], args: argparse.Namespace) -> Answer:
-        blocks, sentences, data, limits = [], [], {}, []
+        blocks, sentences, data, limits, charts = [], [], {}, [], {}
         for name, doc in sorted(docs.items()):
             model = doc["run"].get("config", {}).get("model")
             accuracy = accuracy_by_lang(doc)
@@ -94,6 +98,14 @@ class AlignmentStudy(Study):
             sentences.append(_sentence(model, layer, result))
             blocks += [heading(f"{model}: alignment (layer {layer}) and accuracy per language"),
                        table(result["table"], "alignment on Tatoeba pairs; accuracy on the transfer task")]
+            merged = accuracy.merge(alignment, on="lang")
+            if len(merged):
+                chart = f"alignment_{len(charts) + 1}"
+                charts[chart] = scatter_chart(chart, f"{model}: alignment (layer {layer}) vs accuracy",
+                                              merged["top1"].tolist(), merged["accuracy"].tolist(),
+                                              list(merged["task"] + "/" + merged["lang"]),
+                                              xlabel="Tatoeba top-1 retrieval (xx → en)", ylabel="accuracy")
+                blocks.append(plot(chart, charts[chart].title))
         if not sentences:
             raise InputError("; ".join(limits) or "no run holds accuracy", field="models")
         limits += [f"correlation is not causation: languages differ in script, pretraining data and test-set "
@@ -101,7 +113,19 @@ class AlignmentStudy(Study):
                    "changes per-language accuracy by a point or more"]
         refused = all("Refused" in s for s in sentences)
         return Answer(title="Does cross-lingual alignment track transfer accuracy?", answer=" ".join(sentences),
-                      refused=refused, blocks=blocks, limits=limits, data=data, method=_METHOD)
+                      refused=refused, blocks=blocks, charts=charts, limits=limits, data=data, method=_METHOD)
+
+
+def check_layer(model: str, layer: int) -> None:
+    """--layer must name one of the model's hidden states: checked from its config before anything runs."""
+    from transformers import AutoConfig
+    try:
+        layers = int(AutoConfig.from_pretrained(model, trust_remote_code=False).num_hidden_layers)
+    except (OSError, ValueError, AttributeError):
+        return   # the run's own model check reports an unloadable model
+    if not 0 <= layer <= layers:
+        raise InputError(f"layer {layer} does not exist: the model has layers 0 (embeddings) to {layers}",
+                         field="layer")
 
 
 def _data(args: argparse.Namespace, doc: dict) -> str:

@@ -8,7 +8,8 @@ import math
 
 import pandas as pd
 
-from ..report.blocks import heading, num, pct, table
+from ..report.blocks import heading, num, pct, plot, table
+from ..report.study import bar_chart
 from .base import Answer, Study, base_overrides, listed, make_config, quick_model
 from .frames import batching_frame, batchings, missing_batchings, primary
 from .stats import Estimate, fmt, geometric_mean
@@ -48,7 +49,7 @@ class BatchingStudy(Study):
         frame = batching_frame(doc)
         backend, dtype = primary(frame)
         compared = [b for b in batchings(doc) if b in COMPARED]
-        blocks, data, headline = [], {}, []
+        blocks, data, headline, charts = [], {}, [], {}
         for task, sub in frame.groupby("task", sort=False):
             head = sub[(sub.backend == backend) & (sub.dtype == dtype)]
             for b in compared:
@@ -59,10 +60,16 @@ class BatchingStudy(Study):
             blocks += [heading(f"{task}: per language ({len(sub.lang.unique())} languages)"),
                        table(_display(sub, compared), f"{task}: speedup = useful tok/s ÷ the same backend/dtype's "
                                                       "static row; interval from the run's paired passes")]
+            for b in compared:
+                name = f"speedup_{task}_{b}"
+                charts[name] = bar_chart(name, f"{task}: {b} ÷ static useful tok/s per language ({backend}/{dtype})",
+                                         list(head["lang"]), _speedups(head, b).tolist(), ylabel=f"{b} ÷ static",
+                                         intervals=list(head.get(f"speedup_ci95:{b}", [None] * len(head))))
+                blocks.append(plot(name, charts[name].title))
         intervals = _interval_share(frame, compared)
         model = frame["model"].iloc[0]
         return Answer(title=f"Dynamic vs static batching per language ({model})",
-                      answer=_answer_text(headline, model, backend, dtype, intervals), blocks=blocks,
+                      answer=_answer_text(headline, model, backend, dtype, intervals), blocks=blocks, charts=charts,
                       limits=_limits(intervals, doc), data=data, method=[
                           "speedup of a language = its useful tok/s under the batching ÷ under static (padded to "
                           "--max-length), same backend and dtype; the run's rows carry it with a 95% interval from "

@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..languages import group_of
-from ..report.blocks import heading, num, table
+from ..report.blocks import heading, num, plot, table
+from ..report.study import bar_chart
 from .base import Answer, Study, base_overrides, listed, make_config, quick_model
 from .frames import batching_frame, missing_batchings, primary
 from .stats import Estimate, fmt, geometric_mean, interval_ratio
@@ -62,7 +63,7 @@ class ModelsStudy(Study):
         ordered = sorted(docs.items())
         base_name, base_doc = ordered[0]
         base = _frame(base_doc)
-        blocks, sentences, data, limits = [], [], {}, []
+        blocks, sentences, data, limits, charts = [], [], {}, [], {}
         same = _same_lengths(ordered)
         for name, doc in ordered[1:]:
             other = _frame(doc)
@@ -80,6 +81,12 @@ class ModelsStudy(Study):
             blocks += [heading(f"{b} ÷ {a}: per language family"), table(_family_table(merged, args.seed or 0),
                                                                          "geometric mean over the family's languages")]
             limits += _accuracy_limits(merged, a, b)
+            chart = f"sentences_ratio_{_slug(b)}"
+            charts[chart] = bar_chart(chart, f"{b} ÷ {a}: sentences per second per language (dynamic)",
+                                      list(merged["task"] + "/" + merged["lang"]), merged["seq_s_ratio"].tolist(),
+                                      ylabel=f"{b} ÷ {a}", intervals=[[e.lo, e.hi] if e.has_interval else None
+                                                                      for e in merged["seq_s_est"]])
+            blocks.append(plot(chart, charts[chart].title))
         first = _label(same) + " ".join(sentences)
         if same:
             limits.insert(0, same)
@@ -87,7 +94,7 @@ class ModelsStudy(Study):
                       "conservatively (lo ÷ hi, hi ÷ lo): they cover at least 90%, and are missing where a row has "
                       "no interval")
         return Answer(title="Models compared per language and family", answer=first or "Refused: no common rows.",
-                      refused=not sentences, blocks=blocks, limits=list(dict.fromkeys(limits)), data=data,
+                      refused=not sentences, blocks=blocks, charts=charts, limits=list(dict.fromkeys(limits)), data=data,
                       method=_METHOD)
 
 

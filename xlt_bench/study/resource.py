@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..languages import get_language
-from ..report.blocks import heading, num, pct, table
+from ..report.blocks import heading, num, pct, plot, table
+from ..report.study import scatter_chart
 from ..report.tables import RESOURCE_CLASS_NAMES
 from .base import MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config, quick_model
 from .frames import batching_frame, missing_batchings, primary
@@ -60,7 +61,7 @@ class ResourceStudy(Study):
         frame = frame.dropna(subset=["class"])
         frame["speedup"] = frame["tok_s:dynamic"] / frame["tok_s:static"]
         frame["ms_per_sentence"] = 1000.0 / frame["seq_s:dynamic"]
-        blocks, data, sentences, limits = [], {}, [], []
+        blocks, data, sentences, limits, charts = [], {}, [], [], {}
         seed = args.seed or 0
         for task, sub in frame.groupby("task", sort=False):
             sub = _with_tax(sub)
@@ -72,8 +73,14 @@ class ResourceStudy(Study):
                        table(grouped, f"{task}: one row per Joshi class; median [IQR] over the class's languages; "
                                       "classes of one language are flagged")]
             limits += _limits(task, sub, findings)
+            name = f"cost_by_class_{task}"
+            charts[name] = scatter_chart(name, f"{task}: time per sentence (dynamic) by Joshi class",
+                                         sub["class"].tolist(), sub["ms_per_sentence"].tolist(), list(sub["lang"]),
+                                         xlabel="Joshi resource class (0 left-behind ... 5 winner)",
+                                         ylabel="ms per sentence", jitter=0.15)
+            blocks.append(plot(name, charts[name].title))
         answer = " ".join(sentences)
-        return Answer(title="Do low-resource languages pay more?", answer=answer, blocks=blocks,
+        return Answer(title="Do low-resource languages pay more?", answer=answer, blocks=blocks, charts=charts,
                       limits=list(dict.fromkeys(limits)), data=data, method=_METHOD)
 
 
