@@ -322,3 +322,48 @@ def test_langs_all_skips_an_unreadable_language_with_its_real_reason(tmp_path, t
     skipped = json.loads((tmp_path / "out" / "results.json").read_text())["run"]["skipped"]
     reasons = {s["lang"]: s["reason"] for s in skipped}
     assert "broken symbolic link" in reasons["de"] and "no data file" in reasons["fr"]
+
+
+# --- a mistyped --model fails fast, with a did-you-mean, in run and in train-cost plans -----------------------------
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path):
+    """No hub (HF_HUB_OFFLINE) and an empty cache: whatever is not a preset or a directory cannot be resolved."""
+    import xlt_bench.model_source as model_source
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    model_source.hub_online.cache_clear()
+    yield
+    model_source.hub_online.cache_clear()
+
+
+@pytest.mark.parametrize("model, says", [("xlmr-giant", "did you mean xlmr-base or xlmr-large?"),
+                                         ("tiny-xlm", "did you mean tiny-xlmr"),
+                                         ("not a model!", "is not a preset, an existing model directory or a Hugging"),
+                                         ("someone/xlmr-base-finetuned", "hub is unreachable")])
+def test_mistyped_model_is_one_line_exit_2_without_the_hub(tmp_path, capsys, offline_hub, model, says):
+    import time
+    started = time.perf_counter()
+    assert main(FAKE_RUN + ["--model", model, "--out", str(tmp_path / "o")]) == 2
+    elapsed = time.perf_counter() - started
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'model'" in err and says in err, err
+    assert elapsed < 10   # generous on a shared machine: what it guards against is a minute of hub retries
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_model_in_the_hub_cache_passes_the_name_check_offline(tmp_path, offline_hub, monkeypatch):
+    from xlt_bench.model_source import _in_hub_cache
+    snapshot = tmp_path / "empty-cache" / "models--someone--tiny" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert _in_hub_cache("someone/tiny") and not _in_hub_cache("someone/other")
+
+
+def test_mistyped_model_in_a_train_cost_plan_names_file_line_and_key(tmp_path, capsys, offline_hub):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[regime]]\nname = "a"\ntask = "xnli"\nlangs = ["en"]\nepochs = 1\nexamples = 100\n'
+                    'model = "xlmr-giant"\n')
+    assert main(["train-cost", "--plan", str(plan), "--out", str(tmp_path / "tc")]) == 2
+    err = capsys.readouterr().err
+    assert f"{plan}:7:" in err and "regime.model" in err and "did you mean xlmr-base" in err

@@ -301,13 +301,13 @@ class _Formatter(logging.Formatter):
 
 def cmd_run(args) -> int:
     from datetime import datetime, timezone
-
-    from .pipeline import run
     overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model", "cost_model_file"]}
     cfg = build_config(args.config, overrides)
     if args.print_config:
         print(config_toml(cfg))
         return 0
+    from .model_source import check_model_source
+    check_model_source(cfg.model)   # before the heavy imports: a mistyped --model fails in about a second
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     if args.dry_run:
         from .estimate import describe_estimate, estimate
@@ -318,6 +318,7 @@ def cmd_run(args) -> int:
         if cfg.scenario == "server":
             print(f"server: each policy runs {cfg.duration:g} s of arrivals per offered load on top of this")
         return 0
+    from .pipeline import run
     doc = run(cfg, out, force=args.force)
     if not args.no_report:
         _render(out)

@@ -13,32 +13,9 @@ import torch
 from torch import nn
 
 from .errors import InputError
+# What can be known about a model without building it lives in model_source (no torch import: fast CLI checks).
+from .model_source import PRESETS, WEIGHT_FILES, auto_config, check_model_source, hub_online, position_limit  # noqa: F401
 
-# Published architectures. Sources: the config.json files of FacebookAI/xlm-roberta-base, FacebookAI/xlm-roberta-large
-# and google-bert/bert-base-multilingual-cased on the Hugging Face hub.
-PRESETS: dict[str, dict[str, Any]] = {
-    "xlmr-base": dict(family="xlm-roberta", vocab_size=250002, hidden_size=768, num_hidden_layers=12,
-                      num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
-                      type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
-    "xlmr-large": dict(family="xlm-roberta", vocab_size=250002, hidden_size=1024, num_hidden_layers=24,
-                       num_attention_heads=16, intermediate_size=4096, max_position_embeddings=514,
-                       type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
-    "mbert-base": dict(family="bert", vocab_size=119547, hidden_size=768, num_hidden_layers=12,
-                       num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512,
-                       type_vocab_size=2, pad_token_id=0),
-    # Tiny 2-layer variants for tests: same vocabularies and embedding layout, small hidden size.
-    "tiny-xlmr": dict(family="xlm-roberta", vocab_size=250002, hidden_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=514,
-                      type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
-    "tiny-mbert": dict(family="bert", vocab_size=119547, hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-                       type_vocab_size=2, pad_token_id=0),
-    # Quick CI benchmark (benchmarks/ci.toml): XLM-R vocabulary and layout scaled to 4 layers x 256 hidden, so a
-    # forward pass is compute-bound like xlmr-base (not overhead-bound like tiny) at ~1/27 of its FLOPs per token.
-    "mini-xlmr": dict(family="xlm-roberta", vocab_size=250002, hidden_size=256, num_hidden_layers=4,
-                      num_attention_heads=4, intermediate_size=1024, max_position_embeddings=514,
-                      type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2),
-}
 
 # --attn: what `from_pretrained` gives XLM-R and BERT in transformers 4.57 is "sdpa" (torch's fused
 # scaled_dot_product_attention); "eager" is the explicit softmax(QK^T)V of the original implementation.
@@ -133,33 +110,12 @@ def ffn_sizes(name: str) -> tuple[int, int] | None:
     spec = PRESETS.get(name)
     if spec:
         return spec["hidden_size"], spec["intermediate_size"]
-    from transformers import AutoConfig
     try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+        config = auto_config(name)
     except (OSError, ValueError, KeyError):
         return None
     sizes = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
     return sizes if all(isinstance(v, int) and v > 0 for v in sizes) else None
-
-
-def position_limit(name: str) -> tuple[int, int, int] | None:
-    """(usable positions, position table size, offset) of a model, read without building it; None when its config
-    cannot be read. RoBERTa-style tables start after the padding index, so XLM-R's 514 rows hold 512 tokens."""
-    spec = PRESETS.get(name)
-    if spec:
-        table, family, pad = spec["max_position_embeddings"], spec["family"], spec.get("pad_token_id") or 0
-    else:
-        from transformers import AutoConfig
-        try:
-            config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-        except (OSError, ValueError, KeyError):
-            return None
-        table, family = getattr(config, "max_position_embeddings", None), config.model_type
-        pad = getattr(config, "pad_token_id", None) or 0
-        if not isinstance(table, int):
-            return None
-    offset = pad + 1 if family in ("xlm-roberta", "roberta") else 0
-    return table - offset, table, offset
 
 
 def preset_config(name: str, num_labels: int = 2, attn: str = DEFAULT_ATTN):
@@ -214,14 +170,15 @@ def _random_model(auto_class, cfg, seed: int) -> nn.Module:
 
 
 def load_pretrained(name: str, head: str, num_labels: int, attn: str | None = None) -> ModelBundle:
-    from transformers import AutoConfig
+    from pathlib import Path
     try:
-        cfg = AutoConfig.from_pretrained(name, trust_remote_code=False)
+        cfg = auto_config(name)
     except OSError as exc:
         raise InputError(f"cannot load model '{name}': not a preset ({', '.join(PRESETS)}), "
                          f"nor a local directory or reachable Hugging Face id ({exc.__class__.__name__})",
                          field="model") from None
-    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    kwargs: dict[str, Any] = {"trust_remote_code": False,
+                              "local_files_only": not Path(name).expanduser().exists() and not hub_online()}
     if attn is not None:
         kwargs["attn_implementation"] = attn
     if head in ("sequence", "token") and num_labels and getattr(cfg, "num_labels", None) != num_labels:
@@ -241,30 +198,3 @@ def load_pretrained(name: str, head: str, num_labels: int, attn: str | None = No
     return ModelBundle(name=name, module=BenchEncoder(model, head).eval(), config=model.config, head=head,
                        num_labels=num_labels, trained_head=trained, is_preset=False, notes=notes,
                        attn=getattr(model.config, "_attn_implementation", None) or attn or DEFAULT_ATTN)
-
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-def check_model_source(name: str) -> None:
-    """Fail in seconds, before any measuring, on a model the Auto classes could not load: a directory without a
-    config or weights, an unknown model_type, an id that is neither local nor reachable."""
-    from pathlib import Path
-
-    from transformers import AutoConfig
-    path = Path(name)
-    if path.exists():
-        if not path.is_dir():
-            raise InputError("is a file; expected a preset, a model directory or a Hugging Face id",
-                             file=name, field="model")
-        if not (path / "config.json").is_file():
-            raise InputError("model directory has no config.json", file=name, field="model")
-        if not any((path / w).is_file() for w in WEIGHT_FILES):
-            raise InputError(f"model directory has no weights (one of {', '.join(WEIGHT_FILES)})",
-                             file=name, field="model")
-    try:
-        AutoConfig.from_pretrained(name, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise InputError(f"cannot load model '{name}': not a preset ({', '.join(PRESETS)}), nor a loadable local "
-                         f"directory or reachable Hugging Face id: {first_line}", field="model") from None

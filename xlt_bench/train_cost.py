@@ -127,6 +127,11 @@ def _regime(table: dict, path: str, text: str, start: int) -> Regime:
     except InputError as exc:
         fail("task" if exc.field == "tasks" else "langs", exc.reason)
     examples = _examples(table, langs, fail)
+    from .model_source import check_model_source
+    try:
+        check_model_source(str(table.get("model", "xlmr-base")))
+    except InputError as exc:
+        fail("model", exc.reason)
     numbers = {"epochs": (float, 0.0), "pgd_steps": (int, 1), "copies": (int, 1), "max_length": (int, 1),
                "batch_size": (int, 1)}
     for key, (kind, minimum) in numbers.items():
