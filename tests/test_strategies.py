@@ -10,8 +10,8 @@ import pytest
 
 from xlt_bench.batching import Batch, CostModel
 from xlt_bench.errors import InputError
-from xlt_bench.strategies import (STRATEGIES, colour_of, get_strategy, needs_cost_model, plan, reference_order,
-                                  report_order, uses_token_budget)
+from xlt_bench.strategies import (STRATEGIES, colour_of, get_strategy, headline, needs_cost_model, plan,
+                                  reference_order, report_order, uses_token_budget)
 from xlt_bench.strategies.base import BatchingStrategy, PlanRequest, SharedPlan
 
 BUILT_IN = ("static", "static-longest", "dynamic", "dynamic-shared")
@@ -72,6 +72,9 @@ def test_what_the_built_in_strategies_declare():
     assert all(get_strategy(n).requires_backend_feature is None for n in BUILT_IN)
     assert colour_of("dynamic") == "#2e8b57" and colour_of("not-a-strategy") is None
     assert get_strategy("dynamic-shared").not_trainable_reason and get_strategy("dynamic").not_trainable_reason is None
+    assert [get_strategy(n).uses_shared_plan for n in BUILT_IN] == [False, False, False, True]
+    assert headline(["static-longest", "dynamic-shared", "dynamic"]) == "dynamic"
+    assert headline(["dynamic-shared", "static-longest"]) == "dynamic-shared"   # none headlines: the first given
 
 
 class PairsReversed(BatchingStrategy):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import ALL_LANGS, ROW_KEY
+from ..strategies import headline
 from . import plots, tables
 from .blocks import MISSING, Block, bullets, heading, num, para, pct, plot, sig, table, times
 from .html import render_html
@@ -146,7 +147,7 @@ def primary_rows(matched: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     backend, dtype = tables.primary_config(sub)
     sub = sub[(sub["backend"] == backend) & (sub["dtype"] == dtype)]
     batchings = tables.ordered(sub["batching"], tables.report_order())
-    batching = "dynamic" if "dynamic" in batchings else batchings[0]
+    batching = headline(batchings)
     return sub[sub["batching"] == batching].copy(), f"{backend} {dtype} {batching}"
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..schema import ALL_LANGS, REFERENCE
 from ..speedup import reference_batching, speedup
-from ..strategies import report_order
+from ..strategies import headline, report_order
 
 EXTRA_FIELDS = (
     "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
@@ -109,7 +109,7 @@ def task_summary(table: pd.DataFrame) -> dict[str, Any] | None:
     others = [b for b in batchings if b != base]
     if not others:
         return None
-    other = "dynamic" if "dynamic" in others else others[0]
+    other = headline(others)
     per_lang = table.drop(index=ALL_LANGS, errors="ignore")[f"speedup:{other}"].dropna()
     overall = table[f"speedup:{other}"].get(ALL_LANGS, np.nan)
     return {

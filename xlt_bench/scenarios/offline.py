@@ -25,7 +25,7 @@ from ..progress import bar
 from ..profiler import TimedSeries, prepare_batches, restore_order, wants_another_pass
 from ..rows import add_intervals, all_rows, measurement_row
 from ..schema import REFERENCE
-from ..strategies import plan
+from ..strategies import get_strategy, plan
 from ..strategies.base import PlanRequest, SharedPlan
 from .base import Outputs, Scenario, ScenarioContext
 
@@ -157,7 +157,7 @@ def _finish(config: _Config, encoded) -> None:
     config.row["packing_bound_s"] = (packing_bound_seconds(ctx.cost, lengths, dynamic_budget(cfg, ctx.budget,
                                                                                              max_length))
                                      if ctx.cost is not None else None)
-    if config.batching == "dynamic-shared":
+    if get_strategy(config.batching).uses_shared_plan:
         config.row["partition_of"] = ctx.shared_plan[2]
 
 

@@ -55,6 +55,11 @@ def colour_of(name: str) -> str | None:
     return found[0].colour if found else None
 
 
+def headline(batchings: Sequence[str]) -> str:
+    """Which of `batchings` (non-empty) a summary headlines: the first headline strategy, else the first given."""
+    return next((s.name for s in _known(batchings) if s.headline), batchings[0])
+
+
 def needs_cost_model(names: Iterable[str]) -> bool:
     return any(s.needs_cost_model for s in _known(names))
 

@@ -60,6 +60,10 @@ class BatchingStrategy:
     colour: ClassVar[str | None] = None
     # A backend capability (a class attribute set to True on the backend) this strategy needs; None: any backend.
     requires_backend_feature: ClassVar[str | None] = None
+    # Whether plan() reads request.shared (the run's first backend's plan inputs) instead of this backend's own.
+    uses_shared_plan: ClassVar[bool] = False
+    # The strategy a report's one-line summary headlines (its speedup over the reference), where it ran.
+    headline: ClassVar[bool] = False
     # Why the train scenario cannot use this strategy (None: it can).
     not_trainable_reason: ClassVar[str | None] = None
 

@@ -13,6 +13,7 @@ class DynamicBatching(BatchingStrategy):
     name = "dynamic"
     needs_cost_model = True
     uses_token_budget = True
+    headline = True
     report_order = 20
     colour = "#2e8b57"
 

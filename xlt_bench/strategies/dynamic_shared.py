@@ -14,6 +14,8 @@ from .dynamic import DynamicBatching
 
 class DynamicSharedBatching(DynamicBatching):
     name = "dynamic-shared"
+    uses_shared_plan = True
+    headline = False
     report_order = 30
     colour = None
     not_trainable_reason = ("compares inference backends on one partition; the train scenario plans each backend's "
