@@ -367,3 +367,63 @@ def test_mistyped_model_in_a_train_cost_plan_names_file_line_and_key(tmp_path, c
     assert main(["train-cost", "--plan", str(plan), "--out", str(tmp_path / "tc")]) == 2
     err = capsys.readouterr().err
     assert f"{plan}:7:" in err and "regime.model" in err and "did you mean xlmr-base" in err
+
+
+# --- options that contradict each other are exit 2; options without effect are a warning --------------------------
+
+def _toml(tmp_path, body: str) -> str:
+    path = tmp_path / "run.toml"
+    path.write_text(body)
+    return str(path)
+
+
+def test_no_cost_model_with_a_cost_model_file_is_exit_2(tmp_path, capsys, no_measuring):
+    stored = tmp_path / "cost.json"
+    stored.write_text("{}")
+    args = FAKE_RUN + ["--no-cost-model", "--cost-model", str(stored), "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "'cost_model'" in err and "--no-cost-model" in err and "--cost-model FILE" in err
+
+
+def test_no_cost_model_with_a_cost_model_file_in_toml_names_the_line(tmp_path, capsys, no_measuring):
+    stored = tmp_path / "cost.json"
+    stored.write_text("{}")
+    config = _toml(tmp_path, f'[run]\nmodel = "tiny-xlmr"\ncost_model = false\ncost_model_file = "{stored}"\n')
+    assert main(["run", "--config", config, "--backends", "fake", "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    assert f"{config}:3: field 'cost_model'" in capsys.readouterr().err
+
+
+def test_shape_with_local_data_is_exit_2(tmp_path, capsys, no_measuring, xtreme_dir):
+    args = FAKE_RUN + ["--shape", "2,16", "--data", f"local:{xtreme_dir}", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "'shape'" in err and f"--data local:{xtreme_dir}" in err
+
+
+@pytest.mark.parametrize("extra, says", [(["--slo-ms", "50", "--qps", "3"], "--qps, --slo-ms have no effect"),
+                                         (["--tokenizer", "VOCAB"], "--tokenizer tokenizes nothing")])
+def test_an_option_without_effect_is_a_warning(tmp_path, caplog, mbert_vocab, extra, says):
+    extra = [str(mbert_vocab) if a == "VOCAB" else a for a in extra]
+    assert main(FAKE_RUN + extra + ["--model", "tiny-mbert", "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert says in caplog.text
+
+
+def test_server_option_from_toml_warns_with_its_line(tmp_path, caplog):
+    config = _toml(tmp_path, '[run]\nmodel = "tiny-xlmr"\nscenario = "offline"\nduration = 5.0\n')
+    assert main(["run", "--config", config, "--backends", "fake", "--tasks", "xnli", "--langs", "en",
+                 "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert f"{config}:4: field 'duration': server option(s) --duration" in caplog.text
+
+
+@pytest.mark.parametrize("table, line, field, says", [
+    ('[policy.fixd]\nmax_batch = 4\n', 4, "policy.fixd", "did you mean [policy.fixed]"),
+    ('[policy.fixed]\nmax_batch = "eight"\n', 5, "policy.fixed.max_batch", "expected an integer, got str 'eight'"),
+    ('[policy.fixed]\nmax_batch = 4\nmax_wait = 3\n', 6, "policy.fixed.max_wait", "its options: max_batch, max_delay"),
+    ('[policy.length-bucketed]\nedges = [16, "x"]\n', 5, "policy.length-bucketed.edges", "a list of integers"),
+])
+def test_policy_tables_are_checked_with_file_line_and_key(tmp_path, capsys, table, line, field, says):
+    config = _toml(tmp_path, '[run]\nmodel = "tiny-xlmr"\n\n' + table)
+    assert main(["run", "--config", config, "--scenario", "server", "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:{line}: field '{field}'" in err and says in err

@@ -254,6 +254,8 @@ def run_values(doc: dict[str, Any], text: str, path: str, extra_sections: tuple[
             raise InputError(problem, file=path, line=line, field=key)
         values[name] = value
     if isinstance(policy_options, dict):
+        from .option_checks import check_policy_tables
+        check_policy_tables(policy_options, text, path)
         values["policy_options"] = policy_options
     return values
 

@@ -36,6 +36,8 @@ class Plan:
 
 
 def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = False) -> Plan:
+    from .option_checks import check_options
+    check_options(cfg)
     _check_device(cfg)
     specs = [get_task(t) for t in dict.fromkeys(cfg.tasks)]
     langs = {spec.name: resolve_langs(spec, cfg.langs) for spec in specs}
@@ -53,6 +55,9 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     plan = Plan(specs=specs, langs=langs, pairs=pairs)
     if cfg.shape is None and cfg.data != "synthetic":
         _read_data(cfg, plan)
+    elif cfg.shape is None and cfg.tokenizer:   # the profiles must come from this tokenizer: fail now, not later
+        from .synthetic import check_profile_tokenizer
+        check_profile_tokenizer(cfg.profiles, cfg.tokenizer)
     return plan
 
 
