@@ -385,3 +385,54 @@ def test_default_allowances_catch_a_twenty_percent_regression(baseline):
     assert compare_runs(baseline, mfu_20).exit_code == 1
     assert compare_runs(baseline, mfu_10).exit_code == 0
     assert compare_runs(baseline, speedup_20).exit_code == 1
+
+
+def test_every_non_comparable_setting_is_named(baseline):
+    current = make_doc(copy.deepcopy(baseline["rows"]), model="mbert-base", langs=["en"], max_length=64)
+    with pytest.raises(InputError) as info:
+        check_compatible(baseline, current)
+    assert info.value.field == "run.config.model,langs,max_length"
+    for said in ("model differs (baseline xlmr-base, current mbert-base)", "langs differs (baseline en,th, current en)",
+                 "max_length differs (baseline 128, current 64)"):
+        assert said in str(info.value)
+
+
+@pytest.mark.parametrize("change", [{"slo_ms": 100.0}, {"duration": 30.0}, {"policy": ["none", "fixed"]},
+                                    {"qps": [1.0, 2.0]}, {"policy_options": {"fixed": {"max_batch": 4}}}])
+def test_server_settings_must_match_for_server_runs(change):
+    base = make_doc([], scenario="server")
+    cur = make_doc([], scenario="server", **change)
+    with pytest.raises(InputError) as info:
+        check_compatible(base, cur)
+    assert info.value.field == "run.config." + next(iter(change))
+
+
+def test_server_settings_do_not_matter_between_offline_runs(baseline):
+    current = make_doc(copy.deepcopy(baseline["rows"]), slo_ms=100.0, duration=30.0)
+    assert check_compatible(baseline, current) == []
+
+
+def _on_disk(tmp_path, name: str, doc: dict) -> str:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps(doc))
+    return str(tmp_path / name)
+
+
+def test_quiet_gate_prints_only_the_verdict(tmp_path, capsys, baseline):
+    from xlt_bench.cli import main
+    slower = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 1500.0, 0.05, 0.25)])
+    slower["run"]["env"]["cpu_model"] = "Other CPU"      # a warning that -q must not print
+    base, cur = _on_disk(tmp_path, "base", baseline), _on_disk(tmp_path, "cur", slower)
+    assert main(["gate", "-q", "--baseline", base, "--current", cur, "--check", "speedup:20%"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["gate FAILED: 1 regression(s), 0 missing (metrics: speedup)"] and err == ""
+    assert main(["gate", "--baseline", base, "--current", cur, "--check", "speedup:20%"]) == 1
+    out, err = capsys.readouterr()
+    assert "| key" in out and "machines differ" in err
+
+
+def test_a_current_run_without_rows_is_not_comparable(tmp_path, capsys, baseline):
+    from xlt_bench.cli import main
+    base, cur = _on_disk(tmp_path, "base", baseline), _on_disk(tmp_path, "cur", make_doc([]))
+    assert main(["gate", "--baseline", base, "--current", cur]) == 2
+    assert "no rows" in capsys.readouterr().err

@@ -387,13 +387,13 @@ def cmd_compare(args) -> int:
 
 def cmd_gate(args) -> int:
     from .gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
+    quiet = getattr(args, "verbosity", 0) == -1   # -q: the verdict line only (errors still on stderr)
     baseline = _load_measured(args.baseline, allow_incomplete=True)
     current = [_load_measured(path, allow_incomplete=True) for path in args.current]
-    for warning in dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)):
-        print(f"xlt-bench: warning: {warning}", file=sys.stderr)
+    warnings = list(dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)))
     checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
     checks, machine_warnings = checks_for_machines(checks, baseline, current, args.across_machines)
-    for warning in machine_warnings:
+    for warning in [] if quiet else warnings + machine_warnings:
         print(f"xlt-bench: warning: {warning}", file=sys.stderr)
     result = compare_runs(baseline, current, checks)
     if args.json:
@@ -401,7 +401,7 @@ def cmd_gate(args) -> int:
         print(json.dumps({"passed": result.exit_code == 0, "summary": result.summary(), "checks": result.rows,
                           "warnings": result.warnings}, indent=1))
     else:
-        print(result.table())
+        print(result.summary() if quiet else result.table())
     return result.exit_code
 
 

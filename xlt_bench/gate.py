@@ -116,6 +116,9 @@ def parse_check(text: str) -> Check:
 # Settings that change the workload itself: comparing runs that differ here compares different experiments.
 WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "batch_size", "max_length",
                      "max_tokens", "pad_multiple", "device", "dtype", "shape", "seed", "scenario", "attn")
+# Server-scenario settings: what load is offered, for how long, under which policies and SLO; they define the
+# server rows (max sustainable QPS depends on the SLO), so they must match when either run is a server run.
+SERVER_SETTINGS = ("qps", "duration", "slo_ms", "policy", "trace", "policy_options")
 # Settings that change timing but not the workload: compared with a warning.
 TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "cost_model_file", "inject_delay_ms",
                    "inject_slowdown")
@@ -140,11 +143,15 @@ def check_compatible(baseline: dict[str, Any], current: dict[str, Any]) -> list[
         raise InputError(f"schema_version differs: baseline {baseline.get('schema_version')}, "
                          f"current {current.get('schema_version')}", field="schema_version")
     base_cfg, cur_cfg = _config(baseline), _config(current)
-    for name in WORKLOAD_SETTINGS:
-        b, c = _comparable(base_cfg.get(name), name), _comparable(cur_cfg.get(name), name)
-        if b != c:
-            raise InputError(f"runs are not comparable: {name} differs (baseline {_show(b)}, current {_show(c)}); "
-                             "make a new baseline with the current settings", field=f"run.config.{name}")
+    settings = WORKLOAD_SETTINGS
+    if "server" in (base_cfg.get("scenario"), cur_cfg.get("scenario")):
+        settings += SERVER_SETTINGS
+    differ = {name: (b, c) for name in settings
+              for b, c in [(_comparable(base_cfg.get(name), name), _comparable(cur_cfg.get(name), name))] if b != c}
+    if differ:   # every difference at once: fixing one at a time would take as many gate runs
+        said = "; ".join(f"{name} differs (baseline {_show(b)}, current {_show(c)})" for name, (b, c) in differ.items())
+        raise InputError(f"runs are not comparable: {said}; make a new baseline with the current settings",
+                         field="run.config." + ",".join(differ))
     warnings = [f"{name} differs: baseline {_show(base_cfg.get(name))}, current {_show(cur_cfg.get(name))}"
                 for name in TIMING_SETTINGS
                 if _comparable(base_cfg.get(name)) != _comparable(cur_cfg.get(name))]

@@ -14,7 +14,8 @@ from torch import nn
 
 from .errors import InputError
 # What can be known about a model without building it lives in model_source (no torch import: fast CLI checks).
-from .model_source import PRESETS, WEIGHT_FILES, auto_config, check_model_source, hub_online, position_limit  # noqa: F401
+from .model_source import (PRESETS, WEIGHT_FILES, auto_config, check_model_source, hub_online,  # noqa: F401
+                           position_limit)
 
 
 # --attn: what `from_pretrained` gives XLM-R and BERT in transformers 4.57 is "sdpa" (torch's fused
