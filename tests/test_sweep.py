@@ -77,7 +77,7 @@ def local_sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_local_sweep_merges_and_resumes(tmp_path, local_sweep):
+def test_local_sweep_merges_and_resumes(tmp_path, local_sweep, capsys):
     grid, first, doc = local_sweep
     out = tmp_path / "out"
     shutil.copytree(first, out)
@@ -105,8 +105,25 @@ def test_local_sweep_merges_and_resumes(tmp_path, local_sweep):
     assert main(["report", str(out)]) == 0
     assert all((out / "shards" / s["id"] / "report.md").exists() for s in merged["run"]["shards"])
     assert "÷ static" in (out / "sweep.md").read_text()
-    assert main(["compare", str(out), str(out), "--out", str(tmp_path / "cmp")]) == 0
-    assert main(["gate", "--baseline", str(out), "--current", str(out), "--check", "padding_waste"]) == 0
+    # A copy with one shard's dynamic row of 'th' padding 10 points more: the gate must fail on exactly that row of
+    # that shard (shards share task/lang/backend/batching; only the shard tells them apart); compare reads both.
+    worse = json.loads((out / "results.json").read_text())
+    victim_shard = merged["run"]["shards"][2]["id"]
+    row = next(r for r in worse["rows"] if r["shard"] == victim_shard and r["lang"] == "th"
+               and r["batching"] == "dynamic")
+    row["padding_waste"] += 0.10
+    (tmp_path / "worse").mkdir()
+    (tmp_path / "worse" / "results.json").write_text(json.dumps(worse))
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(out), "--current", str(tmp_path / "worse"), "--json",
+                 "--check", "padding_waste:0.01"]) == 1
+    gated = json.loads(capsys.readouterr().out)["checks"]
+    failed = [c["key"] for c in gated if c["status"] != "ok"]
+    assert len(failed) == 1 and f"shard={victim_shard}" in failed[0] and "/th/" in failed[0]
+    assert len(gated) == len(worse["rows"])            # every row of every shard was checked
+    assert main(["gate", "--baseline", str(out), "--current", str(out), "--check", "padding_waste:0.01"]) == 0
+    assert main(["compare", str(out), str(tmp_path / "worse"), "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "compare.md").is_file()
 
 
 @pytest.mark.slow
