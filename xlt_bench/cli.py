@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_parser = sub.add_parser
 
     def add_with_verbosity(*a, **k):
-        p = add_parser(*a, epilog=EPILOG, **k)
+        p = add_parser(*a, **{"epilog": EPILOG, **k})
         _add_verbosity(p, argparse.SUPPRESS)
         return p
 
