@@ -54,6 +54,7 @@ RUN_OPTIONS = {
                  "sustainable QPS)"),
     "duration": (float, "server: seconds of arrivals per offered load"),
     "slo_ms": (float, "server: latency SLO in ms; max sustainable QPS keeps p99 within it"),
+    "arrival_seeds": (int, "server: arrival seeds per offered load; rows carry 95% intervals across them"),
     "policy": (str, "server: batching policies, comma-separated: " + ",".join(POLICIES.names())),
     "trace": (str, "server: replay arrival times (seconds, one per line) instead of Poisson arrivals [none]"),
 }

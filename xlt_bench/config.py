@@ -85,6 +85,7 @@ class RunConfig:
     qps: tuple[float, ...] | str = "auto"
     duration: float = 60.0
     slo_ms: float = 200.0
+    arrival_seeds: int = 3   # server: each offered load is served once per arrival seed (intervals across them)
     policy: tuple[str, ...] = ("none", "fixed", "token-budget", "length-bucketed")
     trace: str | None = None
     policy_options: dict = field(default_factory=dict)
@@ -175,6 +176,8 @@ class RunConfig:
             self._fail("duration", "must be > 0 seconds")
         if not self.slo_ms > 0:
             self._fail("slo_ms", "must be > 0 milliseconds")
+        if not 1 <= self.arrival_seeds <= 1000:
+            self._fail("arrival_seeds", "must be an integer from 1 to 1000 (an interval needs at least 2)")
 
     def _check_choices(self, name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
         if not values:

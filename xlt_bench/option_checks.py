@@ -14,7 +14,7 @@ from .errors import InputError
 
 log = logging.getLogger("xlt_bench")
 
-SERVER_OPTIONS = ("qps", "duration", "slo_ms", "policy", "trace", "policy_options")
+SERVER_OPTIONS = ("qps", "duration", "slo_ms", "arrival_seeds", "policy", "trace", "policy_options")
 
 
 def check_options(cfg) -> None:

@@ -25,18 +25,26 @@ ROW_FIELDS = (
 )
 
 # A row is identified by these; the gate and compare match rows on them. Rows written before scenarios existed
-# lack "scenario" (they are offline); server rows add the offered load after the batching (policy).
+# lack "scenario" (they are offline); a server row's policy stands in the batching's place (its `batching` is null;
+# rows written before it had a `policy` field hold the policy in `batching`), and its offered load follows.
 ROW_KEY = ("scenario", "task", "lang", "backend", "dtype", "batching")
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
-    key = tuple(str(row.get(k) if row.get(k) is not None else ("offline" if k == "scenario" else None))
-                for k in ROW_KEY)
+    key = tuple(str(_key_part(row, k)) for k in ROW_KEY)
     if row.get("offered_qps") is not None:
         key += (f"{row['offered_qps']:g}qps",)
     if row.get("shard"):  # a merged sweep: the shard (a hash of its configuration) tells models/devices apart
         key += (f"shard={row['shard']}",)
     return key
+
+
+def _key_part(row: dict[str, Any], k: str) -> Any:
+    if k == "batching" and row.get("policy") is not None:
+        return row["policy"]
+    value = row.get(k)
+    return value if value is not None else ("offline" if k == "scenario" else None)
+
 
 ALL_LANGS = "ALL"
 # The reference configuration (DESIGN §3): agreement and parity are measured against its outputs.

@@ -1,11 +1,15 @@
 """Server scenario (DESIGN §3 "Server scenario"): requests arrive one by one at an offered load (seeded Poisson, or a
 trace), a batching policy forms batches from the queue, the real backend serves them. Per (policy, offered load): the
-achieved throughput, latency percentiles on one clock, the share within the SLO, padding; per policy the maximum
-sustainable QPS (the highest offered load whose p99 latency is within the SLO with nothing left unserved), found by
-bisection when `--qps auto`, as MLPerf's Server metric.
+achieved throughput and latency percentiles on one clock, with 95% intervals across `--arrival-seeds` repeats, the
+share within the SLO, padding; per policy the maximum sustainable QPS (the highest offered load whose p99 latency is
+within the SLO with nothing left unserved), bisected per seed to within 5% when `--qps auto` (MLPerf's Server metric),
+with an interval across seeds (xlt_bench/serving/search.py).
 
-Requests are single sequences drawn (seeded) from every selected language of the run's workload, so the mix is the
-run's language mix. Every policy sees the same arrival times at a given load.
+Requests are single sequences drawn (seeded) from the run's workload, so the mix is the run's language mix; a
+held-out share of it only fits the length-bucketed policy's bucket edges, and every tunable policy is tuned with the
+same number of trial settings on an arrival seed that is not measured (xlt_bench/serving/tuning.py). Every policy sees
+the same arrival times and requests for a given (load, seed), and a seed's arrivals at two loads are the same
+exponential draws rescaled (common random numbers), so p99 against load is smooth within a seed.
 """
 
 from __future__ import annotations
@@ -19,21 +23,26 @@ from ..budget import plan_budget
 from ..flops import executed_flops, useful_flops
 from ..metric_defs import Metric, register
 from ..serving.arrivals import load_trace, poisson_arrivals
+from ..serving.combine import combine_seeds
 from ..serving.loop import serve, summarise
-from ..serving.policies import Request, bucket_edges, make_policy
+from ..serving.policies import POLICIES, Request, make_policy
+from ..serving.search import REL_WIDTH, max_qps_estimate, search, seed_brackets
+from ..serving.tuning import TUNING_SEED_INDEX, held_out_split, tune
 from .base import Outputs, Scenario, ScenarioContext
 
 for _metric in (
-    Metric("achieved_qps", "req/s", "higher", "none", "completed requests / offered window", ("server",)),
+    Metric("achieved_qps", "req/s", "higher", "none", "completed requests / offered window (geometric mean over "
+           "arrival seeds)", ("server",)),
     Metric("within_slo", "fraction", "higher", "none", "requests completed within --slo-ms (unfinished = miss)",
            ("server",)),
     Metric("max_sustainable_qps", "req/s", "higher", "none",
-           "highest offered load with p99 <= SLO and nothing unserved", ("server",)),
+           "highest offered load with p99 <= SLO and nothing unserved (geometric mean over arrival seeds)",
+           ("server",)),
     Metric("latency_ms_max", "ms", "lower", "none", "slowest request", ("server",)),
 ):
     register(_metric)
 
-BISECTION_STEPS = 3
+SERVER_INTERVAL_METHOD = "student-t on log per-seed values, 95% (xlt_bench.stats.log_t_interval)"
 
 
 class ServerScenario(Scenario):
@@ -46,88 +55,84 @@ class ServerScenario(Scenario):
             load_trace(cfg.trace)
 
     def needs_cost_model(self, cfg) -> bool:
-        return True   # token budget and the length-bucketed policy's bucket edges
+        return True   # token budget, the start of the search and the length-bucketed policy's bucket edges
 
     def aggregate(self, rows):
         return []     # every server row already serves the whole language mix
 
     def run(self, ctx: ScenarioContext, backend: Backend) -> tuple[list[dict[str, Any]], Outputs]:
         cfg = ctx.cfg
-        pool_ids = [ids for s in ctx.workload.sets for ids in s.input_ids]
-        pool_types = ([t for s in ctx.workload.sets for t in s.token_type_ids]
-                      if all(s.token_type_ids is not None for s in ctx.workload.sets) else None)
-        langs = [s.lang for s in ctx.workload.sets for _ in s.input_ids]
-        lengths = np.array([len(x) for x in pool_ids])
-        max_length = max(ctx.workload.max_length, int(lengths.max()))
-        budget = plan_budget(ctx.budget, cfg.batch_size, max_length)
-        edges = bucket_edges(lengths, ctx.cost, budget, max_length)
-        ctx.run_meta.setdefault("server", {})[f"{backend.name}/{backend.dtype}"] = {"budget": budget,
-                                                                                   "bucket_edges": edges}
-        self._warm_up(backend, pool_ids, pool_types, ctx.bundle.pad_id, lengths, budget)
-        runner = _LoadRunner(ctx, backend, pool_ids, pool_types, langs, lengths, budget, edges)
+        runner = _LoadRunner(ctx, backend)
+        self._warm_up(backend, runner)
+        meta = {"budget": runner.budget, "held_out_sequences": int(len(runner.fit_idx)),
+                "served_sequences": int(len(runner.serve_idx)), "arrival_seeds": cfg.arrival_seeds, "tuning": {}}
         rows = []
         for policy in cfg.policy:
             ctx.say(f"server: policy {policy} on {backend.name}/{backend.dtype}")
+            with ctx.clock("tune"):
+                options, record = runner.tune(policy)
+            meta["tuning"][policy] = record
+            if policy == "length-bucketed":
+                meta["bucket_edges"] = options.get("edges")
             with ctx.clock("measure"):
-                policy_rows = runner.sweep(policy)
-            best = [r["offered_qps"] for r in policy_rows if _sustained(r, cfg.slo_ms)]
-            for row in policy_rows:
-                row["max_sustainable_qps"] = max(best) if best else None
-            rows.extend(policy_rows)
+                rows.extend(runner.sweep(policy, options))
+        ctx.run_meta.setdefault("server", {})[f"{backend.name}/{backend.dtype}"] = meta
         return rows, {}
 
     @staticmethod
-    def _warm_up(backend, pool_ids, pool_types, pad_id, lengths, budget) -> None:
+    def _warm_up(backend, runner) -> None:
         from ..batching import Batch, collate
-        longest = int(np.argmax(lengths))
-        for rows in (1, max(1, budget // int(lengths[longest]))):
-            batch = Batch(np.full(rows, longest, dtype=np.int64), int(lengths[longest]))
-            backend.fetch(backend.forward(backend.prepare(collate(pool_ids, pool_types, batch, pad_id))))
+        longest = int(np.argmax(runner.lengths))
+        length = int(runner.lengths[longest])
+        for n_rows in (1, max(1, runner.budget // length)):
+            batch = Batch(np.full(n_rows, longest, dtype=np.int64), length)
+            backend.fetch(backend.forward(backend.prepare(collate(runner.pool_ids, runner.pool_types, batch,
+                                                                  runner.ctx.bundle.pad_id))))
         backend.synchronize()
 
 
-def _sustained(row: dict[str, Any], slo_ms: float) -> bool:
-    return not row["overloaded"] and row["latency_ms_p99"] <= slo_ms
+def _sustained(stats: dict[str, Any], slo_ms: float) -> bool:
+    return not stats["overloaded"] and stats["latency_ms_p99"] <= slo_ms
+
+
+def arrival_seed(base: int, index: int) -> int:
+    """The seed of arrival process `index` of a run seeded `base` (independent streams per index)."""
+    return int(np.random.SeedSequence([base, index]).generate_state(1)[0])
 
 
 class _LoadRunner:
-    """Runs one policy at offered loads: the given list, a trace, or a bisection for the max sustainable QPS."""
+    """Serves one policy at offered loads, once per arrival seed: a list of loads, a trace, or the search."""
 
-    def __init__(self, ctx, backend, pool_ids, pool_types, langs, lengths, budget, edges):
+    def __init__(self, ctx: ScenarioContext, backend: Backend):
         self.ctx, self.backend, self.cfg = ctx, backend, ctx.cfg
-        self.pool_ids, self.pool_types, self.langs, self.lengths = pool_ids, pool_types, langs, lengths
-        self.budget, self.edges = budget, edges
+        sets = ctx.workload.sets
+        self.pool_ids = [ids for s in sets for ids in s.input_ids]
+        self.pool_types = ([t for s in sets for t in s.token_type_ids]
+                           if all(s.token_type_ids is not None for s in sets) else None)
+        self.langs = [s.lang for s in sets for _ in s.input_ids]
+        self.lengths = np.array([len(x) for x in self.pool_ids])
+        self.max_length = max(ctx.workload.max_length, int(self.lengths.max()))
+        self.budget = plan_budget(ctx.budget, self.cfg.batch_size, self.max_length)
+        self.fit_idx, self.serve_idx = held_out_split(self.langs, self.cfg.seed)
+        self.trace = load_trace(self.cfg.trace) if self.cfg.trace is not None else None
 
-    def sweep(self, policy: str) -> list[dict[str, Any]]:
-        cfg = self.cfg
-        if cfg.trace is not None:
-            return [self.measure(policy, None)]
-        if cfg.qps != "auto":
-            return [self.measure(policy, q) for q in cfg.qps]
-        return self._bisect(policy)
+    # --- tuning --------------------------------------------------------------------------------------------------
+    def tune(self, policy: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The options the policy is measured with, and the tuning record."""
+        given = self.cfg.policy_options.get(policy)
+        if given:
+            return dict(given), {"policy": policy, "given": dict(given), "trials": [], "chosen": dict(given)}
+        fit_lengths = self.lengths[self.fit_idx] if len(self.fit_idx) else self.lengths[self.serve_idx]
+        trials = POLICIES.get(policy).trial_settings(self.budget, self.max_length, fit_lengths, self.ctx.cost)
+        load = 2 * self.start_qps()
+        if len(trials) == 1:   # nothing to choose between: no tuning run
+            return dict(trials[0]), {"policy": policy, "load_qps": load, "trials": [], "chosen": trials[0]}
+        record = tune(policy, trials, lambda options: self.serve_once(policy, options, load, TUNING_SEED_INDEX)[0],
+                      load)
+        record["seed_index"] = TUNING_SEED_INDEX
+        return dict(record["chosen"]), record
 
-    def _bisect(self, policy: str) -> list[dict[str, Any]]:
-        """Double the offered load until the SLO breaks, then bisect between the last pass and the first fail."""
-        rows, qps = [], self._start_qps()
-        passed, failed = 0.0, None
-        while failed is None:
-            rows.append(self.measure(policy, qps))
-            if _sustained(rows[-1], self.cfg.slo_ms):
-                passed, qps = qps, qps * 2
-            else:
-                failed = qps
-            if qps > 1e6:
-                break
-        for _ in range(BISECTION_STEPS if failed else 0):
-            qps = (passed + failed) / 2
-            rows.append(self.measure(policy, qps))
-            if _sustained(rows[-1], self.cfg.slo_ms):
-                passed = qps
-            else:
-                failed = qps
-        return rows
-
-    def _start_qps(self) -> float:
+    def start_qps(self) -> float:
         """A quarter of the capacity the cost model predicts for full-budget batches of typical length."""
         cost = self.ctx.cost
         typical = int(np.median(self.lengths))
@@ -136,38 +141,74 @@ class _LoadRunner:
             return 1.0
         return max(0.25, 0.25 * rows / float(cost(rows, typical)))
 
-    def measure(self, policy_name: str, qps: float | None) -> dict[str, Any]:
+    # --- measuring -----------------------------------------------------------------------------------------------
+    def sweep(self, policy: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+        n_seeds = self.cfg.arrival_seeds
+        measured: dict[float, tuple[float | None, list]] = {}
+
+        def sustained_at(qps: float | None, key: float) -> list[bool]:
+            runs = [self.serve_once(policy, options, qps, k) for k in range(n_seeds)]
+            measured[key] = (qps, runs)
+            return [_sustained(stats, self.cfg.slo_ms) for stats, _ in runs]
+
+        if self.trace is not None:
+            rate = len(self.trace) / max(float(self.trace[-1]), 1e-9)
+            outcomes = {rate: sustained_at(None, rate)}
+            method = "the trace's own rate; repeats replay the same arrivals (interval: service noise only)"
+        elif self.cfg.qps != "auto":
+            outcomes = {float(q): sustained_at(float(q), float(q)) for q in self.cfg.qps}
+            method = "highest listed load each seed sustained below its lowest failed one (resolution: the list)"
+        else:
+            outcomes = search(lambda q: sustained_at(q, q), n_seeds, self.start_qps())
+            method = (f"per-seed bisection to {REL_WIDTH:.0%} (lower end of each seed's bracket), "
+                      "geometric mean and log-t interval across seeds")
+        estimate = max_qps_estimate(seed_brackets(outcomes, n_seeds),
+                                    REL_WIDTH if self.trace is None and self.cfg.qps == "auto" else None)
+        rows = []
+        for key in sorted(measured):
+            qps, runs = measured[key]
+            row = self._row(policy, options, qps, runs)
+            row.update(estimate, max_qps_method=method)
+            rows.append(row)
+        return rows
+
+    def serve_once(self, policy_name: str, options: dict[str, Any], qps: float | None, seed_index: int):
+        """One run of the policy at a load (None: the trace) with arrival seed `seed_index`: (summary, run)."""
         cfg = self.cfg
-        seed = cfg.seed + int((qps or 0) * 1000)
-        arrivals = load_trace(cfg.trace) if qps is None else poisson_arrivals(qps, cfg.duration, seed)
-        duration = float(arrivals[-1]) if qps is None else cfg.duration
-        draws = np.random.default_rng(seed + 1).integers(0, len(self.pool_ids), size=len(arrivals))
+        if qps is None:
+            arrivals, duration, seed_index = self.trace, float(self.trace[-1]), 0   # a trace replays identically
+        else:
+            arrivals, duration = poisson_arrivals(qps, cfg.duration, arrival_seed(cfg.seed, seed_index)), cfg.duration
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, seed_index, 2]))
+        draws = self.serve_idx[rng.integers(0, len(self.serve_idx), size=len(arrivals))]
         requests = [Request(i, float(t), int(self.lengths[s]), int(s)) for i, (t, s) in enumerate(zip(arrivals, draws))]
-        options = dict(self.cfg.policy_options.get(policy_name, {}))
-        if policy_name == "length-bucketed":
-            options.setdefault("edges", self.edges)
         policy = make_policy(policy_name, self.budget, True, options)
         # The run ends one SLO after the last arrival: what is still queued then has missed its SLO anyway.
         run = serve(self.backend, policy, requests, self.pool_ids, self.pool_types, self.ctx.bundle.pad_id,
                     stop_at=duration + cfg.slo_ms / 1000.0, harness_delay_s=cfg.inject_delay_ms / 1000.0)
         stats = summarise(run, duration, cfg.slo_ms, self.langs)
-        return self._row(policy_name, qps, stats, run, duration)
+        stats.update(duration_s=duration, wall_s=max(duration, max(run.end.values(), default=0.0)))
+        return stats, run
 
-    def _row(self, policy: str, qps: float | None, stats: dict[str, Any], run, duration: float) -> dict[str, Any]:
+    def _row(self, policy: str, options: dict[str, Any], qps: float | None, runs: list) -> dict[str, Any]:
         cfg, flops_shape = self.cfg, self.ctx.flops_shape
-        done = [r for r in run.requests if r.id in run.end]
+        stats = combine_seeds([s for s, _ in runs])
+        done = [r.length for _, run in runs for r in run.requests if r.id in run.end]
+        duration = runs[0][0]["duration_s"]
         row: dict[str, Any] = dict(
             task=self.ctx.workload.task.name, lang="ALL", model=cfg.model, backend=self.backend.name,
-            device=cfg.device, dtype=self.backend.dtype, batching=policy, scenario="server", policy=policy,
-            offered_qps=qps if qps is not None else len(run.requests) / max(duration, 1e-9), slo_ms=cfg.slo_ms,
-            duration_s=duration, n_examples=len(run.requests), n_sequences=len(run.requests),
-            wall_s=max(duration, stats["n_completed"] and max(run.end.values())),
-            flops_useful=useful_flops(flops_shape, [r.length for r in done]),
-            flops_executed=executed_flops(flops_shape, [(b.rows, b.padded_len) for b in run.batches]),
+            device=cfg.device, dtype=self.backend.dtype, batching=None, scenario="server", policy=policy,
+            policy_options=options,
+            offered_qps=qps if qps is not None else len(self.trace) / max(duration, 1e-9), slo_ms=cfg.slo_ms,
+            duration_s=duration, arrival_seed_indices=list(range(len(runs))), n_examples=stats["n_requests"],
+            n_sequences=stats["n_requests"], wall_s=sum(s["wall_s"] for s, _ in runs),
+            flops_useful=useful_flops(flops_shape, done),
+            flops_executed=executed_flops(flops_shape, [(b.rows, b.padded_len) for _, run in runs for b in run.batches]),
             mfu=None, accuracy=None, agreement=None, max_abs_diff=None, parity_ok=None, is_reference=False,
-            langs=sorted(set(self.langs)), notes=[], trace=cfg.trace)
+            langs=sorted(set(self.langs)), notes=[], trace=cfg.trace, interval_method=SERVER_INTERVAL_METHOD)
         row.update(stats)
-        if row["overloaded"]:
-            row["notes"].append(f"overloaded: {row['n_unfinished']} of {row['n_requests']} requests unfinished "
-                                f"{cfg.slo_ms:g} ms after the last arrival (counted as SLO misses)")
+        for i, (s, _) in enumerate(runs):
+            if s["overloaded"]:
+                row["notes"].append(f"seed {i} overloaded: {s['n_unfinished']} of {s['n_requests']} requests "
+                                    f"unfinished {cfg.slo_ms:g} ms after the last arrival (counted as SLO misses)")
         return row

@@ -11,7 +11,11 @@ here is work-conserving except `fixed`, which may hold a partial batch for up to
   pads (rows x the longest row). Length-blind, but bounded in memory.
 - length-bucketed (ours): one queue per length bucket; the bucket of the oldest request is served, up to the token
   budget, so a batch's rows have similar lengths (little padding). Bucket edges come from the offline planner's cost
-  model over the run's own length distribution.
+  model over a held-out sample of the run's lengths.
+
+Tuning: each policy offers `TRIALS` settings of its main knob (`trial_settings`); the server scenario tries each on
+arrivals that are not measured afterwards and keeps the best, so every tunable policy gets the same tuning budget.
+`none` has no knob.
 """
 
 from __future__ import annotations
@@ -34,11 +38,19 @@ class Request:
     seq: int            # index into the workload's sequence pool
 
 
+TRIALS = 3   # settings tried per tunable policy
+
+
 class Policy:
     name: ClassVar[str]
 
     def __init__(self, budget: int, pads: bool = True, **options: Any):
         self.budget, self.pads = budget, pads
+
+    @classmethod
+    def trial_settings(cls, budget: int, max_length: int, fit_lengths: np.ndarray, cost) -> list[dict[str, Any]]:
+        """The option sets tuning tries (`TRIALS` of them for a policy with a knob; one empty set without)."""
+        return [{}]
 
     def select(self, queue: Sequence[Request], now: float) -> tuple[list[Request] | None, float | None]:
         raise NotImplementedError
@@ -76,6 +88,10 @@ class FixedPolicy(Policy):
             raise InputError("fixed policy needs max_batch >= 1 and max_delay_ms >= 0", field="policy.fixed")
         self.max_batch, self.max_delay_s = int(max_batch), max_delay_ms / 1000.0
 
+    @classmethod
+    def trial_settings(cls, budget, max_length, fit_lengths, cost):
+        return [{"max_batch": b} for b in (4, 8, 16)]
+
     def select(self, queue, now):
         if not queue:
             return None, None
@@ -88,6 +104,17 @@ class FixedPolicy(Policy):
 class TokenBudgetPolicy(Policy):
     name = "token-budget"
 
+    def __init__(self, budget: int, pads: bool = True, max_tokens: int = 0, **options):
+        super().__init__(budget, pads)
+        if max_tokens < 0:
+            raise InputError("token-budget policy needs max_tokens >= 0 (0: the run's token budget)",
+                             field="policy.token-budget")
+        self.budget = int(max_tokens) or budget
+
+    @classmethod
+    def trial_settings(cls, budget, max_length, fit_lengths, cost):
+        return [{"max_tokens": max(1, int(budget * share))} for share in (0.5, 1.0, 2.0)]
+
     def select(self, queue, now):
         return (self._fill(queue), None) if queue else (None, None)
 
@@ -98,6 +125,10 @@ class LengthBucketedPolicy(Policy):
     def __init__(self, budget: int, pads: bool = True, edges: Sequence[int] = (), **options):
         super().__init__(budget, pads)
         self.edges = np.array(sorted(set(int(e) for e in edges)) or [budget], dtype=np.int64)
+
+    @classmethod
+    def trial_settings(cls, budget, max_length, fit_lengths, cost):
+        return [{"edges": bucket_edges(fit_lengths, cost, budget, max_length, max_buckets=n)} for n in (2, 4, 8)]
 
     def bucket(self, length: int) -> int:
         return int(np.searchsorted(self.edges, length))
