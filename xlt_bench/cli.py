@@ -41,7 +41,7 @@ RUN_OPTIONS = {
     "seed": (int, "seed for random-weight presets and synthetic data"),
     "min_seconds": (float, "repeat each language until this many timed seconds"),
     "min_repeats": (int, "and at least this many timed passes"),
-    "max_seconds": (float, "time box per row: stop repeating once its timed passes reach this many seconds"),
+    "max_seconds": (float, "time box per row: stop repeating once its timed passes reach this many seconds [none]"),
     "shape": (str, "fixed-shape mode B,L: synthetic batches of one shape [off]"),
     "inject_delay_ms": (float, "testing aid: sleep this long inside every timed batch (to plant a regression)"),
     "inject_slowdown": (float, "testing aid: make every timed batch take (1 + this) times as long (a uniform "
