@@ -118,7 +118,7 @@ WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "b
                      "max_tokens", "pad_multiple", "device", "dtype", "shape", "seed", "scenario", "attn")
 # Server-scenario settings: what load is offered, for how long, under which policies and SLO; they define the
 # server rows (max sustainable QPS depends on the SLO), so they must match when either run is a server run.
-SERVER_SETTINGS = ("qps", "duration", "slo_ms", "policy", "trace", "policy_options")
+SERVER_SETTINGS = ("qps", "duration", "slo_ms", "arrival_seeds", "policy", "trace", "policy_options")
 # Settings that change timing but not the workload: compared with a warning.
 TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "cost_model_file", "inject_delay_ms",
                    "inject_slowdown")
