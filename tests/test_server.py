@@ -61,60 +61,110 @@ def test_md1_formula_holds_for_the_arrival_process():
         assert waits.mean() == pytest.approx(rho / (2 * (1 / service) * (1 - rho)), rel=0.03)
 
 
+# Wall-clock tests on a shared machine: foreign load can deschedule the server loop for tens of milliseconds, which
+# the loop rightly measures as queueing. Such a test tries up to ATTEMPTS fresh arrival seeds and passes when one
+# attempt meets every tolerance; each has a positive control showing the same check fails on a harness that is
+# really slow, so retrying cannot turn it into a check that always passes.
+ATTEMPTS = 3
+
+
+def _first_passing(check, seeds):
+    """Run `check(seed) -> (ok, detail)` until one passes or the seeds run out; (ok, details of every attempt)."""
+    details = []
+    for seed in seeds:
+        ok, detail = check(seed)
+        details.append(detail)
+        if ok:
+            return True, details
+    return False, details
+
+
 @pytest.mark.parametrize("rho", [0.5, 0.8])
 def test_mean_queue_wait_of_none_matches_md1(bundle, rho):
-    """No batching + deterministic service (the fake sleeps 10 ms) = M/D/1. The harness's measured mean wait must
-    equal (within 10%) the exact FIFO replay of the same arrivals with the service times it measured (what is left
-    is the loop's own admission overhead) and with a constant service time, the D of M/D/1. One 12 s sample's mean
-    wait at rho = 0.8 moves +-15% with the seed, so the formula itself is pinned by the long run above, and here
-    only loosely (30%)."""
-    # A shared 2-core machine can deschedule the loop for tens of ms during a burst of foreign load: one retry with
-    # the next seed, and the assertions must hold in full for one attempt.
-    for attempt, seed in enumerate((7, 8)):
-        measured, replay_ms, deterministic_ms, theory_ms = _md1_run(bundle, rho, seed)
-        close = (measured == pytest.approx(replay_ms, rel=0.10)
-                 and measured == pytest.approx(deterministic_ms, rel=0.10)
-                 and measured == pytest.approx(theory_ms, rel=0.30))
-        if close or attempt == 1:
-            break
-    assert measured == pytest.approx(replay_ms, rel=0.10)
-    assert measured == pytest.approx(deterministic_ms, rel=0.10)
-    assert measured == pytest.approx(theory_ms, rel=0.30)
+    """No batching + near-deterministic service (the fake sleeps 10 ms) is M/D/1. Checked per request against the
+    exact FIFO replay of the same arrivals with the service times the harness measured: the harness's own lateness
+    (start - max(arrival, previous completion)) has a median under 0.5 ms, and a request's measured wait exceeds its
+    replayed wait by a median of at most 10% of the mean replayed wait. Medians, because foreign load on a shared
+    machine deschedules the loop in bursts that inflate the mean wait of everyone behind them (9.25 ms measured vs
+    8.36 ms replayed was seen at load average 7 on 2 cores) while most requests are served on time; a harness that
+    is late on every dispatch moves the median (positive control below). The Pollaczek-Khinchine mean wait from the
+    measured service times' first two moments (M/G/1; M/D/1 when they do not vary) must match the replay within 30%:
+    one 12 s sample's mean wait at rho = 0.8 moves +-15% with the seed, and the long pure computation above pins the
+    formula tightly. Load lengthens service times, which both references take from the measurement."""
+    ok, details = _first_passing(lambda seed: _md1_check(bundle, rho, seed), range(7, 7 + ATTEMPTS))
+    assert ok, details
 
 
-def _md1_run(bundle, rho: float, seed: int) -> tuple[float, float, float, float]:
+def test_md1_check_fails_on_a_slow_harness(bundle):
+    """Positive control of the check above: a 4 ms pause after every batch (harness time that is not service)
+    must fail it, through the harness's lateness and the excess over the replay."""
+    ok, detail = _md1_check(bundle, 0.5, 7, harness_delay_s=0.004, duration=6.0)
+    assert not ok, detail
+    assert detail["median_lateness_ms"] > 2.0 and detail["median_excess_ms"] > detail["excess_tolerance_ms"], detail
+
+
+def _md1_check(bundle, rho: float, seed: int, harness_delay_s: float = 0.0, duration: float = 12.0):
     backend = _fake(bundle, 10.0)   # 10 ms: the loop's own sub-millisecond jitter stays small beside it
     ids, langs = _pool()
-    arrivals = poisson_arrivals(rho / 0.0101, 12.0, seed=seed)
-    run = serve(backend, make_policy("none", 4096, True), _requests(arrivals), ids, None, pad_id=1, stop_at=60.0)
-    stats = summarise(run, 12.0, 1000.0, langs)
+    arrivals = poisson_arrivals(rho / 0.0101, duration, seed=seed)
+    run = serve(backend, make_policy("none", 4096, True), _requests(arrivals), ids, None, pad_id=1, stop_at=60.0,
+                harness_delay_s=harness_delay_s)
+    stats = summarise(run, duration, 1000.0, langs)
     assert stats["n_unfinished"] == 0 and stats["mean_batch_rows"] == 1.0
-    services = [b.end - b.start for b in run.batches]
-    replay_ms = _lindley_waits(arrivals, services).mean() * 1000.0
-    service = float(np.mean(services))
-    deterministic_ms = _lindley_waits(arrivals, np.full(len(arrivals), service)).mean() * 1000.0
-    rho_measured = len(arrivals) / 12.0 * service
-    theory_ms = rho_measured / (2 * (1 / service) * (1 - rho_measured)) * 1000.0
-    return stats["mean_queue_wait_ms"], replay_ms, deterministic_ms, theory_ms
+    lateness = _fifo_lateness(run)
+    services = np.array([b.end - b.start for b in run.batches])
+    replay = _lindley_waits(arrivals, services)
+    measured = np.array([run.start[r.id] - r.arrival for r in run.requests])
+    rate = len(arrivals) / duration
+    rho_measured = rate * services.mean()
+    detail = dict(seed=seed, mean_measured_ms=stats["mean_queue_wait_ms"], mean_replay_ms=replay.mean() * 1000,
+                  pollaczek_khinchine_ms=rate * np.mean(services ** 2) / (2 * (1 - rho_measured)) * 1000.0,
+                  median_lateness_ms=float(np.median(lateness)) * 1000,
+                  median_excess_ms=float(np.median(measured - replay)) * 1000,
+                  excess_tolerance_ms=0.10 * replay.mean() * 1000)
+    ok = (detail["median_lateness_ms"] < 0.5 and detail["median_excess_ms"] <= detail["excess_tolerance_ms"]
+          and detail["mean_replay_ms"] == pytest.approx(detail["pollaczek_khinchine_ms"], rel=0.30))
+    return ok, detail
+
+
+def _fifo_lateness(run) -> np.ndarray:
+    """Per request, start - max(arrival, previous completion). What the loop controls whatever the machine's load:
+    FIFO order, no service before a request's arrival or before the previous batch ended (never negative)."""
+    free, lateness = 0.0, []
+    for request in run.requests:
+        start = run.start[request.id]
+        assert start >= request.arrival and start >= free - 1e-9, (request, start, free)
+        lateness.append(start - max(request.arrival, free))
+        free = run.end[request.id]
+    return np.array(lateness)
 
 
 def test_percentiles_do_not_depend_on_a_slow_harness(bundle):
     """Open loop: a harness that pauses after each batch delays later requests, and that delay is measured as
     latency (it would vanish under coordinated omission). With idle time between arrivals, a pause shorter than the
-    gaps leaves the latency percentiles unchanged."""
+    gaps leaves the latency percentiles unchanged (within 2 / 4 ms: service is 5 ms, gaps 50 ms)."""
     backend = _fake(bundle, 5.0)
     ids, langs = _pool()
     arrivals = np.arange(1, 61) * 0.05                       # one request every 50 ms, 5 ms service
     policy = make_policy("none", 4096, True)
-    quick = summarise(serve(backend, policy, _requests(arrivals), ids, None, 1, stop_at=30.0), 3.0, 1000.0, langs)
-    slow = summarise(serve(backend, policy, _requests(arrivals), ids, None, 1, stop_at=30.0, harness_delay_s=0.02),
-                     3.0, 1000.0, langs)
-    assert slow["latency_ms_p50"] == pytest.approx(quick["latency_ms_p50"], abs=2.0), (quick, slow)
-    assert slow["latency_ms_p90"] == pytest.approx(quick["latency_ms_p90"], abs=4.0), (quick, slow)
-    # A harness slower than the arrival gaps must show up as queueing, not as fewer requests offered.
-    slower = summarise(serve(backend, policy, _requests(arrivals), ids, None, 1, stop_at=30.0,
-                             harness_delay_s=0.08), 3.0, 1000.0, langs)
-    assert slower["n_requests"] == 60 and slower["latency_ms_p90"] > 5 * quick["latency_ms_p90"]
+
+    def served(delay_s):
+        return summarise(serve(backend, policy, _requests(arrivals), ids, None, 1, stop_at=30.0,
+                               harness_delay_s=delay_s), 3.0, 1000.0, langs)
+
+    def check(_attempt):
+        quick, slow = served(0.0), served(0.02)
+        ok = (slow["latency_ms_p50"] == pytest.approx(quick["latency_ms_p50"], abs=2.0)
+              and slow["latency_ms_p90"] == pytest.approx(quick["latency_ms_p90"], abs=4.0))
+        return ok, {k: (quick[k], slow[k]) for k in ("latency_ms_p50", "latency_ms_p90")}
+
+    ok, details = _first_passing(check, range(ATTEMPTS))
+    assert ok, details
+    # Positive control, and the open-loop property itself: a harness slower than the arrival gaps must show up as
+    # queueing (and fail the comparison above), not as fewer requests offered.
+    slower = served(0.08)
+    assert slower["n_requests"] == 60 and slower["latency_ms_p90"] > 5 * served(0.0)["latency_ms_p90"]
+    assert slower["latency_ms_p50"] - served(0.0)["latency_ms_p50"] > 2.0
 
 
 def test_overload_is_reported_and_unfinished_count_as_misses(bundle):
