@@ -194,7 +194,8 @@ def test_batching_study_uses_row_intervals_and_says_when_they_are_missing():
     assert "Per-language intervals are missing for 1 of 5 rows" in answer.answer
     cells = list(answer.blocks[1].table["dynamic ÷ static"])
     assert cells[0] == "2.00× [1.80, 2.20]" and cells[-1] == "2.40× (no interval)"
-    assert set(answer.charts) == {"speedup_xnli_dynamic"} and answer.charts["speedup_xnli_dynamic"].png[:4] == b"\x89PNG"
+    assert set(answer.charts) == {"speedup_xnli_dynamic"}
+    assert answer.charts["speedup_xnli_dynamic"].png[:4] == b"\x89PNG"
 
 
 def models_docs(tokens_b=1.5):
@@ -288,3 +289,15 @@ def test_alignment_from_a_tatoeba_only_run_is_refused_saying_why():
 def test_default_layer_is_the_middle_as_xtreme_pools_mbert_layer_7():
     from xlt_bench.study.embeddings import default_layer
     assert (default_layer(12), default_layer(24), default_layer(2)) == (7, 13, 2)
+
+
+def test_parallel_tax_counts_tokens_of_translations_by_hand(tmp_path, tiny_vocab_file):
+    import json
+
+    from xlt_bench.study.resource import parallel_tax
+    (tmp_path / "tatoeba").mkdir()
+    pairs = [{"text": "the cat", "en": "a dog ."}, {"text": "dog", "en": "cats"}]   # text 4 + 3, en 5 + 4 tokens
+    (tmp_path / "tatoeba" / "de.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    cfg = {"data": f"local:{tmp_path}", "tokenizer": str(tiny_vocab_file), "model": "tiny-mbert"}
+    assert parallel_tax(cfg, ["de", "en", "fr"]) == {"de": pytest.approx(7 / 9)}
+    assert parallel_tax({**cfg, "data": "synthetic"}, ["de"]) == {}

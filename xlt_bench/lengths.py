@@ -1,5 +1,9 @@
 """Per-(task, language) token-length profiles: built from real data with any tokenizer (`xlt-bench lengths`), shipped
-for the offline default workload (xlt_bench/data/length_profiles.json) and reproduced by `synthetic.py`.
+for the offline default workload (xlt_bench/data/length_profiles.json) and reproduced by `synthetic.py`; a file
+written here is read back by `--data synthetic --profiles FILE`.
+
+Lengths belong to one tokenizer, so a profile records which: its name, class, vocabulary size and a fingerprint of its
+vocabulary (a run with another --tokenizer is refused).
 
 A profile records the UNTRUNCATED length (special tokens included) of every sequence as a histogram
 {length: count} plus n, mean, p50/p90/p99 and max. Retrieval tasks keep each side apart under "sides".

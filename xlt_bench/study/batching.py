@@ -69,7 +69,8 @@ class BatchingStudy(Study):
         intervals = _interval_share(frame, compared)
         model = frame["model"].iloc[0]
         return Answer(title=f"Dynamic vs static batching per language ({model})",
-                      answer=_answer_text(headline, model, backend, dtype, intervals), blocks=blocks, charts=charts,
+                      answer=_answer_text(headline, model, backend, dtype, intervals), refused=not headline,
+                      blocks=blocks, charts=charts,
                       limits=_limits(intervals, doc), data=data, method=[
                           "speedup of a language = its useful tok/s under the batching ÷ under static (padded to "
                           "--max-length), same backend and dtype; the run's rows carry it with a 95% interval from "

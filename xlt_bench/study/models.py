@@ -40,7 +40,7 @@ class ModelsStudy(Study):
 
     def runs(self, args: argparse.Namespace) -> dict:
         models = listed(args.models, ("xlmr-base", "mbert-base"))
-        tokenizers = listed(args.tokenizers, ()) or (None,) * len(models)
+        tokenizers = listed(args.tokenizers, ()) or (args.tokenizer,) * len(models)
         profiles = listed(args.profiles, ()) or (None,) * len(models)
         data = args.data or ("synthetic" if not args.tokenizers else None)
         configs = {}
@@ -94,8 +94,8 @@ class ModelsStudy(Study):
                       "conservatively (lo ÷ hi, hi ÷ lo): they cover at least 90%, and are missing where a row has "
                       "no interval")
         return Answer(title="Models compared per language and family", answer=first or "Refused: no common rows.",
-                      refused=not sentences, blocks=blocks, charts=charts, limits=list(dict.fromkeys(limits)), data=data,
-                      method=_METHOD)
+                      refused=not sentences, blocks=blocks, charts=charts, limits=list(dict.fromkeys(limits)),
+                      data=data, method=_METHOD)
 
 
 def _slug(model: str) -> str:
@@ -157,7 +157,8 @@ def _ratios(m: pd.DataFrame) -> pd.DataFrame:
 def _seq_ratio(r: dict) -> Estimate:
     """Sentences/s ratio; its interval from each row's tok/s interval (sentences/s is tok/s × a fixed count)."""
     def seq_ci(side):
-        ci, tok, seq = r.get(f"tok_s_ci95:{BATCHING}_{side}"), r[f"tok_s:{BATCHING}_{side}"], r[f"seq_s:{BATCHING}_{side}"]
+        ci = r.get(f"tok_s_ci95:{BATCHING}_{side}")
+        tok, seq = r[f"tok_s:{BATCHING}_{side}"], r[f"seq_s:{BATCHING}_{side}"]
         return [ci[0] * seq / tok, ci[1] * seq / tok] if isinstance(ci, (list, tuple)) and tok else None
     return interval_ratio(r[f"seq_s:{BATCHING}_b"], seq_ci("b"), r[f"seq_s:{BATCHING}_a"], seq_ci("a"))
 

@@ -4,10 +4,12 @@ al.'s (2020) resource class, one task per table, with a rank correlation of clas
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..languages import get_language
 from ..report.blocks import heading, num, pct, plot, table
 from ..report.study import scatter_chart
@@ -60,6 +62,8 @@ class ResourceStudy(Study):
         frame["class"] = [resource_class(lang) for lang in frame["lang"]]
         frame = frame.dropna(subset=["class"])
         frame["speedup"] = frame["tok_s:dynamic"] / frame["tok_s:static"]
+        taxes = parallel_tax(doc["run"].get("config", {}), sorted(frame["lang"].unique()))
+        frame["parallel_tax"] = [taxes.get(lang, np.nan) for lang in frame["lang"]]
         frame["ms_per_sentence"] = 1000.0 / frame["seq_s:dynamic"]
         blocks, data, sentences, limits, charts = [], {}, [], [], {}
         seed = args.seed or 0
@@ -133,11 +137,44 @@ def _class_table(sub: pd.DataFrame) -> pd.DataFrame:
         rows.append({"class": class_label(int(cls)) + (" (one language)" if len(grp) == 1 else ""),
                      "n": str(len(grp)), "languages": " ".join(sorted(grp["lang"])),
                      "tokens/sentence": mid("tokens_per_seq"),
-                     "× English": mid("tax", lambda v: "—" if v is None or np.isnan(v) else f"{v:.2f}×"),
+                     "× English": mid("tax", _times),
+                     "× English, parallel (Tatoeba)": mid("parallel_tax", _times),
                      "static waste": mid("waste:static", pct), "dynamic waste": mid("waste:dynamic", pct),
                      "dynamic ÷ static": mid("speedup", lambda v: f"{v:.2f}×"),
                      "ms/sentence (dynamic)": mid("ms_per_sentence", lambda v: f"{v:.3g}")})
     return pd.DataFrame(rows)
+
+
+def _times(value) -> str:
+    return "—" if value is None or np.isnan(value) else f"{value:.2f}×"
+
+
+def parallel_tax(cfg: dict, langs: list[str]) -> dict[str, float]:
+    """Per language: tokens of its Tatoeba sentences ÷ tokens of their English translations, with the run's own
+    tokenizer: the language tax on the same meaning. Empty when the run's data has no Tatoeba text or its tokenizer
+    cannot be loaded here."""
+    from ..dataset import load_examples
+    from ..tasks import get_task
+    from ..tokenization import load_tokenizer
+    data = str(cfg.get("data") or "")
+    if not data.startswith("local:") or not (Path(data[len("local:"):]) / "tatoeba").is_dir():
+        return {}
+    task = get_task("tatoeba")
+    try:
+        tokenizer = load_tokenizer(cfg.get("tokenizer"), str(cfg.get("model")))
+    except InputError:
+        return {}
+    out = {}
+    for lang in (lang for lang in langs if lang in task.languages):
+        try:
+            pairs = load_examples(data, task, lang)
+        except InputError:
+            return out
+        if pairs:
+            own = sum(len(ids) for ids in tokenizer([p["text"] for p in pairs])["input_ids"])
+            english = sum(len(ids) for ids in tokenizer([p["en"] for p in pairs])["input_ids"])
+            out[lang] = own / english
+    return out
 
 
 def _limits(task: str, sub: pd.DataFrame, f: dict) -> list[str]:
@@ -149,6 +186,9 @@ def _limits(task: str, sub: pd.DataFrame, f: dict) -> list[str]:
     if task == "tatoeba":
         out.append("tatoeba rows count both sides of each pair (the language's sentence and its English "
                    "translation), which halves the differences between languages")
+    if sub["parallel_tax"].isna().all():
+        out.append("no parallel language tax: the run's data holds no Tatoeba pairs or its tokenizer is not "
+                   "available here")
     if "en" not in set(sub["lang"]):
         out.append(f"{task}: English did not run, so tokens relative to English are not given")
     singles = [class_label(int(c)) for c, g in sub.groupby("class") if len(g) == 1]
@@ -162,7 +202,9 @@ def _limits(task: str, sub: pd.DataFrame, f: dict) -> list[str]:
 
 _METHOD = [
     "tokens/sentence = real tokens (special tokens included) ÷ sequences of the language's rows; padding waste "
-    "= 1 − real/padded tokens; dynamic ÷ static = useful tok/s ratio; ms/sentence = 1000 ÷ sentences/s under "
+    "= 1 − real/padded tokens; × English = tokens/sentence ÷ English's on the same task; × English, parallel = "
+    "tokens of the language's Tatoeba sentences ÷ tokens of their English translations (same tokenizer); "
+    "dynamic ÷ static = useful tok/s ratio; ms/sentence = 1000 ÷ sentences/s under "
     "dynamic batching (eager/fp32 unless the run lacks it)",
     "class ratios = median over the lowest class's languages ÷ median over the highest's, with a 95% percentile "
     "bootstrap interval resampling each class's languages (2000 resamples, seeded); medians of one class likewise",
