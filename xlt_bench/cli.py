@@ -246,9 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_Formatter())
     logging.basicConfig(level=level, handlers=[handler])
-    if verbosity < 0:
-        from . import progress
-        progress.QUIET = True
+    from . import progress
+    progress.QUIET = verbosity < 0   # set on every call: an earlier `-q` in the same process must not linger
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:
