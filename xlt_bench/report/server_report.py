@@ -56,7 +56,7 @@ def max_qps_table(df: pd.DataFrame) -> pd.DataFrame:
             line = {"backend": backend, "dtype": dtype, "policy": policy,
                     "max sustainable QPS": with_interval(est["qps"], est["ci"], sig)}
             for other in RATIO_TO:
-                ratio, ci = qps_ratio(est, by_policy.get(other))
+                ratio, ci = qps_ratio(est, by_policy.get(other)) if other != policy else (None, None)
                 line[f"÷ {other}"] = with_interval(ratio, ci, times)
             out.append(line)
     return pd.DataFrame(out)

@@ -42,6 +42,7 @@ for _metric in (
 ):
     register(_metric)
 
+MIN_REQUESTS = 20   # the search serves no load that expects fewer requests per run (a p99 of nothing)
 SERVER_INTERVAL_METHOD = "student-t on log per-seed values, 95% (xlt_bench.stats.log_t_interval)"
 
 
@@ -149,7 +150,11 @@ class _LoadRunner:
         def sustained_at(qps: float | None, key: float) -> list[bool]:
             runs = [self.serve_once(policy, options, qps, k) for k in range(n_seeds)]
             measured[key] = (qps, runs)
-            return [_sustained(stats, self.cfg.slo_ms) for stats, _ in runs]
+            ok = [_sustained(stats, self.cfg.slo_ms) for stats, _ in runs]
+            p99 = "/".join(f"{stats['latency_ms_p99']:.0f}" for stats, _ in runs)
+            self.ctx.say(f"server: {policy} @ {key:.4g} QPS: p99 {p99} ms per seed, sustained by {sum(ok)} of "
+                         f"{len(ok)} seeds")
+            return ok
 
         if self.trace is not None:
             rate = len(self.trace) / max(float(self.trace[-1]), 1e-9)
@@ -159,7 +164,8 @@ class _LoadRunner:
             outcomes = {float(q): sustained_at(float(q), float(q)) for q in self.cfg.qps}
             method = "highest listed load each seed sustained below its lowest failed one (resolution: the list)"
         else:
-            outcomes = search(lambda q: sustained_at(q, q), n_seeds, self.start_qps())
+            outcomes = search(lambda q: sustained_at(q, q), n_seeds, self.start_qps(),
+                              min_qps=MIN_REQUESTS / self.cfg.duration)
             method = (f"per-seed bisection to {REL_WIDTH:.0%} (lower end of each seed's bracket), "
                       "geometric mean and log-t interval across seeds")
         estimate = max_qps_estimate(seed_brackets(outcomes, n_seeds),

@@ -49,8 +49,9 @@ def seed_brackets(outcomes: Mapping[float, Sequence[bool]], n_seeds: int) -> lis
 
 
 def next_load(outcomes: Mapping[float, Sequence[bool]], n_seeds: int, start: float,
-              rel_width: float = REL_WIDTH) -> float | None:
-    """The next offered load to serve, or None when every bracket is narrow enough (or cannot be narrowed)."""
+              rel_width: float = REL_WIDTH, min_qps: float = 0.0) -> float | None:
+    """The next offered load to serve, or None when every bracket is narrow enough (or cannot be narrowed: no
+    halving below `min_qps`, e.g. a load too low to issue enough requests in the run's duration)."""
     if not outcomes:
         return start
     if len(outcomes) >= MAX_LOADS:
@@ -61,7 +62,7 @@ def next_load(outcomes: Mapping[float, Sequence[bool]], n_seeds: int, start: flo
         return higher if higher <= MAX_QPS else None
     if any(b.passed <= 0 for b in brackets):
         lower = min(outcomes) / 2
-        return lower if lower >= start * MIN_QPS_SHARE else None
+        return lower if lower >= max(start * MIN_QPS_SHARE, min_qps) else None
     widest = max(brackets, key=lambda b: b.width)
     if widest.width <= rel_width:
         return None
@@ -69,13 +70,13 @@ def next_load(outcomes: Mapping[float, Sequence[bool]], n_seeds: int, start: flo
 
 
 def search(sustained_at: Callable[[float], Sequence[bool]], n_seeds: int, start: float,
-           rel_width: float = REL_WIDTH) -> dict[float, list[bool]]:
+           rel_width: float = REL_WIDTH, min_qps: float = 0.0) -> dict[float, list[bool]]:
     """Serve loads chosen by `next_load` until it says stop; `sustained_at(load)` serves every seed at that load."""
     outcomes: dict[float, list[bool]] = {}
-    load = next_load(outcomes, n_seeds, start, rel_width)
+    load = next_load(outcomes, n_seeds, max(start, min_qps), rel_width, min_qps)
     while load is not None:
         outcomes[load] = list(sustained_at(load))
-        load = next_load(outcomes, n_seeds, start, rel_width)
+        load = next_load(outcomes, n_seeds, max(start, min_qps), rel_width, min_qps)
     return outcomes
 
 
