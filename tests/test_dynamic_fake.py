@@ -116,7 +116,9 @@ def test_dynamic_shared_runs_the_first_backends_partition_on_every_backend(tmp_p
     for (lang, backend, batching), row in every.items():
         same_lang = every[(lang, backend, "static")]
         assert row["packing_bound_s"] == pytest.approx(same_lang["packing_bound_s"])
-        assert row["packing_bound_s"] <= row["predicted_s"] + 1e-12
+        # (the fake's shared plan may exceed eager's own budget, which the floor is computed within)
+        if (backend, batching) != ("eager", "dynamic-shared"):
+            assert row["packing_bound_s"] <= row["predicted_s"] + 1e-12, (lang, backend, batching)
     assert fake_en["predicted_s"] == pytest.approx(fake_en["packing_bound_s"], rel=1e-3)
     assert every[("ALL", "eager", "static")]["packing_bound_s"] == pytest.approx(
         sum(every[(lang, "eager", "static")]["packing_bound_s"] for lang in ("en", "th")))

@@ -205,3 +205,27 @@ def test_backends_of_one_run_alternate_per_language(tmp_path, monkeypatch):
     assert {r["n_repeats"] for r in per_lang} == {3}
     assert all(r["throughput_tok_s_ci95"] and r["attn"] and r["max_tokens"] for r in per_lang)
     assert [r["dtype"] for r in per_lang] == ["fp32", "fp32", "bf16", "bf16"]   # rows grouped by backend
+
+
+def test_report_shows_intervals_and_names_languages_it_cannot_tell_apart():
+    """Tables write '2.00× [lo, hi]'; the summary line names the languages whose speedup interval contains 1."""
+    from xlt_bench.report import tables
+    from xlt_bench.report.sections import language_table_display, summary_line
+    from xlt_bench.rows import add_intervals, all_rows
+    rows = [_row("en", "static", 100, [1.0, 1.1, 1.05]), _row("en", "dynamic", 100, [0.5, 0.56, 0.52]),
+            # th: dynamic as fast as static within noise (paired ratios 1.1, 0.9, 1.0: the interval holds 1)
+            _row("th", "static", 300, [2.0, 2.0, 2.0]), _row("th", "dynamic", 300, [1.818, 2.222, 2.0])]
+    everything = rows + all_rows(rows)
+    add_intervals(everything)
+    for row in everything:
+        row.update(predicted_s=None, packing_bound_s=None)
+    df = tables.rows_frame({"rows": everything})
+    table = tables.language_table(df, "xnli", "eager", "fp32")
+    shown = language_table_display(table)
+    en_dynamic = next(r for r in everything if r["lang"] == "en" and r["batching"] == "dynamic")
+    lo, hi = en_dynamic["speedup_ci95"]
+    assert shown["speedup dynamic÷static [95% CI]"][0] == f"{en_dynamic['speedup']:.2f}× [{lo:.2f}, {hi:.2f}]"
+    summary = tables.task_summary(table)
+    assert summary["not_significant"] == ["th"]
+    line = summary_line("xnli", "eager", "fp32", summary)
+    assert "Not significant (95% interval contains 1): th." in line and "×  [" not in line

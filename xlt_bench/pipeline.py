@@ -221,7 +221,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
             for backend_name, dtype in group:
                 _stop_if_terminated()
                 backend = _load_backend(cfg, spec, backend_name, dtype, bundle, scenario, run_meta, clock,
-                                        cost_models, failures)
+                                        cost_models, failures, _timed_tokens(cfg, workload))
                 if backend is not None:
                     cost, budget = cost_models.get((backend_name, dtype), (None, None))
                     ctx = ScenarioContext(cfg=cfg, bundle=bundle, flops_shape=flops_shape, workload=workload,
@@ -249,7 +249,7 @@ def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock:
 
 
 def _load_backend(cfg: RunConfig, spec: TaskSpec, backend_name: str, dtype: str, bundle, scenario, run_meta: dict,
-                  clock: StageClock, cost_models: dict, failures: list[BaseException]):
+                  clock: StageClock, cost_models: dict, failures: list[BaseException], run_tokens: int | None = None):
     """A loaded backend (and its cost model probed, once per backend and dtype), or None when it failed: the
     failure is recorded in run.skipped and the run goes on with the other backends."""
     backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
@@ -260,7 +260,7 @@ def _load_backend(cfg: RunConfig, spec: TaskSpec, backend_name: str, dtype: str,
         if (backend_name, dtype) not in cost_models and scenario.needs_cost_model(cfg):
             # One probe per backend and dtype: task heads differ by a few hundred FLOPs, the encoder is the cost.
             with clock("cost_probe"):
-                cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta)
+                cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta, run_tokens)
     except Exception as exc:  # noqa: BLE001 - one backend's failure must not cost the others' measurements
         backend.close()
         failures.append(exc)
@@ -270,6 +270,13 @@ def _load_backend(cfg: RunConfig, spec: TaskSpec, backend_name: str, dtype: str,
                                     "dtype": dtype, "reason": reason})
         return None
     return backend
+
+
+def _timed_tokens(cfg: RunConfig, workload) -> int:
+    """Useful tokens one backend will time in this task: every language, batching and repeat (what the cost
+    probe's time allowance is a share of)."""
+    per_pass = sum(int(encoded.lengths.sum()) for encoded in workload.sets)
+    return per_pass * len(cfg.batching) * cfg.min_repeats
 
 
 def _fill_quality(cfg: RunConfig, spec: TaskSpec, bundle, workload, rows: list, outputs: dict, run_meta: dict,
@@ -305,22 +312,26 @@ def _release_memory() -> None:
         pass
 
 
-def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict) -> tuple[CostModel | None, int]:
-    """The backend's batch cost model and token budget: probed, reused from --cost-model FILE, or none."""
+def _cost_model(cfg: RunConfig, backend, bundle, run_meta: dict, run_tokens: int | None = None,
+                ) -> tuple[CostModel | None, int]:
+    """The backend's batch cost model and token budget: probed, reused from --cost-model FILE, or none.
+    `run_tokens` (useful tokens the run will time on the backend) bounds the probe's time (a share of the run's)."""
     from .budget import run_budget
     key = f"{backend.name}/{backend.dtype}/{backend.device}"
     samples: list = []
+    probe_report: dict = {}
     model, stored, probed = None, None, None
     if cfg.cost_model_file:
         model, stored = load_cost_model(cfg.cost_model_file, key)
     elif cfg.cost_model:
         _say(f"{backend.name}/{backend.dtype}: timing shapes for the dynamic batcher's cost model and budget")
         model, samples, probed = probe_cost_model(backend, bundle.vocab_size, bundle.pad_id, cfg.max_length,
-                                                  max_tokens=cfg.max_tokens, seed=cfg.seed)
+                                                  max_tokens=cfg.max_tokens, seed=cfg.seed, static_rows=cfg.batch_size,
+                                                  run_tokens=run_tokens, report=probe_report)
     budget = run_budget(cfg.max_tokens, cfg.batch_size, cfg.max_length, probed=probed, cost=model, stored=stored)
     run_meta.setdefault("cost_models", {})[key] = {
         **(model.to_dict() if model else {"source": "none (--no-cost-model): greedy budget fill"}),
-        "budget": budget, "samples": [list(s) for s in samples]}
+        "budget": budget, "samples": [list(s) for s in samples], **probe_report}
     return model, budget
 
 

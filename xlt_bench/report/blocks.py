@@ -68,6 +68,20 @@ def times(value, digits: int = 2) -> str:
     return MISSING if _missing(value) else f"{value:.{digits}f}×"
 
 
+def times_ci(value, lo, hi, digits: int = 2) -> str:
+    """A ratio with its 95% interval: '1.92× [1.85, 2.01]' (the ratio alone where there is no interval)."""
+    if _missing(value):
+        return MISSING
+    return times(value, digits) + ("" if _missing(lo) or _missing(hi) else f" [{lo:.{digits}f}, {hi:.{digits}f}]")
+
+
+def num_ci(value, lo, hi, digits: int = 0) -> str:
+    """A rate with its 95% interval: '12,345 [12,001, 12,702]'."""
+    if _missing(value):
+        return MISSING
+    return num(value, digits) + ("" if _missing(lo) or _missing(hi) else f" [{num(lo, digits)}, {num(hi, digits)}]")
+
+
 def sci(value) -> str:
     return MISSING if _missing(value) else f"{value:.1e}"
 

@@ -57,8 +57,9 @@ def _per_language_bars(df: pd.DataFrame, column: str, ylabel: str, title: str, s
         x = np.arange(len(table))
         width = 0.8 / len(batchings)
         for i, b in enumerate(batchings):
-            ax.bar(x + (i - (len(batchings) - 1) / 2) * width, table[f"{column}:{b}"] * scale, width,
-                   label=b, color=colour_of(b))
+            values = table[f"{column}:{b}"] * scale
+            ax.bar(x + (i - (len(batchings) - 1) / 2) * width, values, width, label=b, color=colour_of(b),
+                   yerr=_error_bars(table, column, b, values, scale), capsize=2)
         ax.set_xticks(x, table.index)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{task.upper()} — {backend} {dtype}", fontsize=10)
@@ -68,6 +69,16 @@ def _per_language_bars(df: pd.DataFrame, column: str, ylabel: str, title: str, s
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _error_bars(table: pd.DataFrame, column: str, batching: str, values: pd.Series, scale: float):
+    """95% interval as matplotlib's (below, above) distances, where the table has one for this column."""
+    if f"{column}_lo:{batching}" not in table:
+        return None
+    lo, hi = table[f"{column}_lo:{batching}"] * scale, table[f"{column}_hi:{batching}"] * scale
+    if lo.isna().all():
+        return None
+    return np.vstack([(values - lo).fillna(0).clip(lower=0), (hi - values).fillna(0).clip(lower=0)])
 
 
 def throughput_chart(df: pd.DataFrame):
@@ -116,12 +127,17 @@ def speedup_chart(per_lang: pd.DataFrame):
     for i, (task, sub) in enumerate(data.groupby("task", sort=False)):
         ax.scatter(sub["mean_tokens"], sub["speedup"], marker=TASK_MARKERS[i % len(TASK_MARKERS)], s=40,
                    label=task.upper())
+        if "speedup_lo" in sub and sub["speedup_lo"].notna().any():   # 95% intervals of the paired passes
+            below = (sub["speedup"] - sub["speedup_lo"]).fillna(0).clip(lower=0)
+            above = (sub["speedup_hi"] - sub["speedup"]).fillna(0).clip(lower=0)
+            ax.errorbar(sub["mean_tokens"], sub["speedup"], yerr=np.vstack([below, above]), fmt="none",
+                        ecolor="grey", elinewidth=0.8, capsize=2)
         for _, row in sub.iterrows():
             ax.annotate(row["lang"], (row["mean_tokens"], row["speedup"]), textcoords="offset points",
                         xytext=(4, 3), fontsize=8)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("mean tokens per sequence")
-    ax.set_ylabel("speedup (dynamic ÷ static useful tok/s, ×)")
+    ax.set_ylabel("speedup (dynamic ÷ static useful tok/s, ×; bars: 95% CI)")
     ax.set_title(f"Dynamic-batching speedup vs sequence length — {per_lang.attrs['backend']} "
                  f"{per_lang.attrs['dtype']} (labels: language codes)")
     ax.grid(alpha=0.3)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..schema import ALL_LANGS
 from . import tables
-from .blocks import MISSING, Block, bullets, heading, num, para, pct, plot, sci, sig, table, times
+from .blocks import MISSING, Block, bullets, heading, num, num_ci, para, pct, plot, sci, sig, table, times, times_ci
 
 GROUP_TITLES = {"resource_class": "resource class", "family": "language family", "script": "script"}
 
@@ -59,8 +59,13 @@ def summary_line(task: str, backend: str, dtype: str, s: dict[str, Any]) -> str:
              if not pd.isna(s.get("bound", np.nan)) else "")
     predicted = (f" (the backend's cost model predicts {times(s['predicted'])} for these batches{bound})"
                  if not pd.isna(s.get("predicted", np.nan)) else "")
-    return (f"**{task.upper()}, {backend} {dtype}**: {s['other']} {times(s['overall'])} {s['base']} overall{spread}"
-            f"{predicted}; padding waste {pct(s['waste_base'], 0)} → {pct(s['waste_other'], 0)}.")
+    overall = times_ci(s["overall"], s.get("overall_lo"), s.get("overall_hi"))
+    unsure = s.get("not_significant") or []
+    significance = (f" Not significant (95% interval contains 1): {', '.join(unsure)}." if unsure
+                    else " Every per-language difference is significant (no 95% interval contains 1)."
+                    if s["n_langs"] and not pd.isna(s.get("overall_lo", np.nan)) else "")
+    return (f"**{task.upper()}, {backend} {dtype}**: {s['other']} {overall} {s['base']} overall{spread}"
+            f"{predicted}; padding waste {pct(s['waste_base'], 0)} → {pct(s['waste_other'], 0)}.{significance}")
 
 
 def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
@@ -68,10 +73,12 @@ def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"lang": [f"**{x}**" if x == ALL_LANGS else x for x in t.index]})
     out["tokens/seq"] = [num(v, 1) for v in t["mean_tokens"]]
     for b in batchings:
-        out[f"{b} tok/s"] = [num(v) for v in t[f"tok_s:{b}"]]
+        out[f"{b} tok/s [95% CI]"] = [num_ci(v, lo, hi) for v, lo, hi in
+                                      zip(t[f"tok_s:{b}"], t[f"tok_s_lo:{b}"], t[f"tok_s_hi:{b}"])]
     for b in batchings:
         if b != base:
-            out[f"speedup {b}÷{base}"] = [times(v) for v in t[f"speedup:{b}"]]
+            out[f"speedup {b}÷{base} [95% CI]"] = [times_ci(v, lo, hi) for v, lo, hi in
+                                                  zip(t[f"speedup:{b}"], t[f"speedup_lo:{b}"], t[f"speedup_hi:{b}"])]
             if t[f"predicted:{b}"].notna().any():
                 out[f"cost model predicts {b}÷{base}"] = [times(v) for v in t[f"predicted:{b}"]]
     if len(batchings) > 1 and t["bound"].notna().any():
@@ -85,9 +92,11 @@ def language_table_display(t: pd.DataFrame) -> pd.DataFrame:
 
 def per_language_section(df: pd.DataFrame, charts: list[Block] = ()) -> list[Block]:
     """Summary lines, then the charts given, then one table per task × backend × dtype."""
-    legend = ("Useful tok/s counts real (unpadded) tokens per second of the timed region; speedup divides useful "
-              "tok/s of the same backend and dtype; waste is the share of executed tokens that are padding; p50/p99 "
-              "are per-batch latencies.")
+    legend = ("Useful tok/s counts real (unpadded) tokens per second of the timed region (mean of the timed "
+              "passes); speedup divides useful tok/s of the same backend and dtype; waste is the share of executed "
+              "tokens that are padding; p50/p99 are per-batch latencies. Brackets hold 95% intervals from the "
+              "repeated passes (Student-t on log values; a speedup's from passes paired by round, the batchings' "
+              "passes being interleaved); a speedup whose interval contains 1 is not a measured difference.")
     if df["predicted_s"].notna().any():
         legend += " 'Cost model predicts' is the same speedup under the backend's measured batch cost model."
     if df["packing_bound_s"].notna().any():
@@ -124,7 +133,8 @@ def config_table_display(t: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "rank": MISSING if np.isnan(r["rank"]) else str(int(r["rank"])),
             "backend": r["backend"], "dtype": r["dtype"], "batching": r["batching"],
-            "tok/s": num(r["throughput_tok_s"]), f"× {t.attrs['base']}": times(r["speedup_vs_base"]),
+            "tok/s [95% CI]": num_ci(r["throughput_tok_s"], *_ends(r["throughput_tok_s_ci95"])),
+            f"× {t.attrs['base']} [95% CI]": times_ci(r["speedup_vs_base"], *_ends(r["speedup_ci95"])),
             "× reference": times(r["speedup_vs_reference"]), "MFU": pct(r["mfu"], 2),
             "accuracy": pct(r["accuracy"]), "agreement": pct(r["agreement"]), "max abs Δ": sci(r["max_abs_diff"]),
             "parity": _parity_cell(r), "harness overhead": pct(r["overhead_share"]),
@@ -133,6 +143,10 @@ def config_table_display(t: pd.DataFrame) -> pd.DataFrame:
             "J / 1k tok": sig(r["j_per_1k_tokens"]),
         })
     return pd.DataFrame(rows)
+
+
+def _ends(interval) -> tuple[float | None, float | None]:
+    return (interval[0], interval[1]) if isinstance(interval, (list, tuple)) and len(interval) == 2 else (None, None)
 
 
 def config_section(df: pd.DataFrame, doc: dict[str, Any]) -> list[Block]:

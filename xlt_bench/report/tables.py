@@ -18,7 +18,7 @@ EXTRA_FIELDS = (
     "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
     "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
     "accuracy_metric", "max_abs_diff", "parity_ok", "is_reference", "alignment_cosine", "alignment_top1", "notes",
-    "predicted_s", "packing_bound_s",
+    "predicted_s", "packing_bound_s", "throughput_tok_s_ci95", "speedup_ci95",
 )
 RESOURCE_CLASS_NAMES = {"0": "0 left-behind", "1": "1 scraping-by", "2": "2 hopeful", "3": "3 rising star",
                         "4": "4 underdog", "5": "5 winner"}
@@ -86,8 +86,10 @@ def language_table(df: pd.DataFrame, task: str, backend: str, dtype: str) -> pd.
     for b in batchings:
         rows = by_batching[b].reindex(langs)
         out[f"tok_s:{b}"] = rows["throughput_tok_s"]
+        out[f"tok_s_lo:{b}"], out[f"tok_s_hi:{b}"] = interval_bounds(rows["throughput_tok_s_ci95"])
         if b != base:
             out[f"speedup:{b}"] = speedup(rows["throughput_tok_s"], base_rows["throughput_tok_s"])
+            out[f"speedup_lo:{b}"], out[f"speedup_hi:{b}"] = interval_bounds(rows["speedup_ci95"])
             # The same ratio predicted by the backend's cost model (tok/s ∝ 1 / seconds for the same tokens).
             out[f"predicted:{b}"] = base_rows["predicted_s"] / rows["predicted_s"]
     # The most any plan within the budget could give under that model (no padding, fewest calls).
@@ -102,6 +104,12 @@ def language_table(df: pd.DataFrame, task: str, backend: str, dtype: str) -> pd.
     return out
 
 
+def interval_bounds(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper ends of a column of [lo, hi] intervals (NaN where a row has none)."""
+    pairs = [v if isinstance(v, (list, tuple)) and len(v) == 2 else (np.nan, np.nan) for v in column]
+    return (np.array([float(p[0]) for p in pairs], dtype=float), np.array([float(p[1]) for p in pairs], dtype=float))
+
+
 def task_summary(table: pd.DataFrame) -> dict[str, Any] | None:
     """Overall speedup (ALL row), its range across languages and the waste change, for the one-line summary."""
     batchings = table.attrs["batchings"]
@@ -112,8 +120,13 @@ def task_summary(table: pd.DataFrame) -> dict[str, Any] | None:
     other = headline(others)
     per_lang = table.drop(index=ALL_LANGS, errors="ignore")[f"speedup:{other}"].dropna()
     overall = table[f"speedup:{other}"].get(ALL_LANGS, np.nan)
+    lo, hi = table[f"speedup_lo:{other}"], table[f"speedup_hi:{other}"]
+    langs = table.drop(index=ALL_LANGS, errors="ignore").index
     return {
         "base": base, "other": other, "overall": overall,
+        "overall_lo": lo.get(ALL_LANGS, np.nan), "overall_hi": hi.get(ALL_LANGS, np.nan),
+        # Languages whose interval contains 1: the passes cannot tell the two batchings apart there.
+        "not_significant": [x for x in langs if lo[x] <= 1.0 <= hi[x]],
         "low": per_lang.min() if len(per_lang) else np.nan, "high": per_lang.max() if len(per_lang) else np.nan,
         "n_langs": len(per_lang),
         "predicted": table[f"predicted:{other}"].get(ALL_LANGS, np.nan),
@@ -168,6 +181,8 @@ def per_language_frame(df: pd.DataFrame) -> pd.DataFrame:
             "waste_base": table[f"waste:{table.attrs['base']}"].to_numpy(),
             "waste_other": table[f"waste:{summary['other']}"].to_numpy() if summary else np.nan,
             "speedup": table[f"speedup:{summary['other']}"].to_numpy() if summary else np.nan,
+            "speedup_lo": table[f"speedup_lo:{summary['other']}"].to_numpy() if summary else np.nan,
+            "speedup_hi": table[f"speedup_hi:{summary['other']}"].to_numpy() if summary else np.nan,
             "accuracy": sub["accuracy"].to_numpy(), "alignment_cosine": sub["alignment_cosine"].to_numpy(),
             "alignment_top1": sub["alignment_top1"].to_numpy(),
         })
