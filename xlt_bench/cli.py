@@ -220,6 +220,13 @@ def _add_tasks_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _add_study_parser(sub) -> None:
+    from .study.cli import add_arguments
+    p = sub.add_parser("study", help="answer one research question (batching, resource, alignment, models, "
+                                     "train-cost): runs what it needs, writes study.md/html; --list describes them")
+    add_arguments(p)
+
+
 def _add_langs_parser(sub) -> None:
     p = sub.add_parser("langs", help="print language metadata")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -230,8 +237,8 @@ def _add_langs_parser(sub) -> None:
 # One function per subcommand, in the order --help lists them; a new subcommand adds its function here and its
 # handler to COMMANDS.
 SUBCOMMAND_PARSERS = [_add_run_parser, _add_report_parser, _add_compare_parser, _add_gate_parser, _add_export_parser,
-                      _add_lengths_parser, _add_sweep_parser, _add_train_cost_parser, _add_tasks_parser,
-                      _add_langs_parser]
+                      _add_lengths_parser, _add_sweep_parser, _add_train_cost_parser, _add_study_parser,
+                      _add_tasks_parser, _add_langs_parser]
 
 
 def _gate_metrics() -> list[str]:
@@ -476,6 +483,11 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from .study.cli import run as run_study
+    return run_study(args)
+
+
 def cmd_langs(args) -> int:
     from .languages import metadata_frame
     frame = metadata_frame()
@@ -498,7 +510,7 @@ def cmd_langs(args) -> int:
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "gate": cmd_gate, "export": cmd_export,
             "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs, "train-cost": cmd_train_cost,
-            "sweep": cmd_sweep}
+            "sweep": cmd_sweep, "study": cmd_study}
 
 
 if __name__ == "__main__":
