@@ -51,3 +51,31 @@ def test_cli_export_is_valid_json_and_rejects_unknown_format(doc, tmp_path, caps
     with pytest.raises(SystemExit) as done:
         main(["export", "--format", "csv", str(tmp_path)])
     assert done.value.code == 2 and "xlt-bench: error: argument --format" in capsys.readouterr().err
+
+
+def test_sweep_export_gives_each_shard_its_own_speedup_under_unique_names():
+    """Two shards (two models) merged into one document: before, each shard's dynamic row got both shards' ratios
+    under one name shared across models."""
+    def shard_row(shard: str, model: str, lang: str, batching: str, tok_s: float) -> dict:
+        r = row(lang, batching, tok_s, None)
+        r.update(shard=shard, model=model)
+        return r
+    rows = [shard_row("aaaa", "tiny-xlmr", "ALL", "static", 1000.0),
+            shard_row("aaaa", "tiny-xlmr", "ALL", "dynamic", 3000.0),
+            shard_row("bbbb", "tiny-mbert", "ALL", "static", 400.0),
+            shard_row("bbbb", "tiny-mbert", "ALL", "dynamic", 500.0),
+            shard_row("aaaa", "tiny-xlmr", "en", "dynamic", 9999.0)]   # a language row: not exported
+    doc = {"schema_version": SCHEMA_VERSION, "run": {"id": "sweep", "shards": []}, "rows": rows}
+    entries = github_action_benchmark(doc)
+    names = [e["name"] for e in entries]
+    assert len(names) == len(set(names)) == 6          # 4 throughputs + 2 speedups, each name once
+    speedup = {e["name"]: e["value"] for e in entries if e["unit"] == "x"}
+    assert speedup == {"tiny-xlmr/xnli/eager/fp32/dynamic [shard aaaa] speedup vs static": 3.0,    # 3000 / 1000
+                       "tiny-mbert/xnli/eager/fp32/dynamic [shard bbbb] speedup vs static": 1.25}  # 500 / 400
+    assert "model tiny-mbert" in next(e["extra"] for e in entries if "shard bbbb] speedup" in e["name"])
+
+
+def test_rows_that_cannot_be_told_apart_are_refused_not_exported_twice(doc):
+    doc["rows"].append(dict(doc["rows"][0]))
+    with pytest.raises(InputError, match="same name"):
+        github_action_benchmark(doc)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import ALL_LANGS
+from .errors import InputError
+from .schema import ALL_LANGS, ROW_KEY, row_key
 from .speedup import speedups
 from .stats import is_number
+
+_BATCHING_AT = ROW_KEY.index("batching")
 
 
 def _extra(doc: dict[str, Any], row: dict[str, Any]) -> str:
@@ -32,27 +35,55 @@ def _round(value: Any) -> Any:
 
 
 def github_action_benchmark(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per (task, lang=ALL, backend, dtype, batching) and metric: throughput_tok_s, speedup over
-    static batching (non-static strategies only) and MFU (in percent of the same-run GEMM peak).
-    Metrics that were not measured (null) are left out rather than exported as zero."""
+    """One entry per aggregate row (lang=ALL) and metric: throughput_tok_s, speedup over the reference batching
+    of the same run (non-reference strategies only) and MFU (in percent of the same-run GEMM peak).
+    Metrics that were not measured (null) are left out rather than exported as zero. In a merged sweep each
+    row's speedup is its own shard's ratio, and names carry the model and shard so that they never collide."""
     aggregates = [r for r in doc.get("rows", []) if r.get("lang") == ALL_LANGS]
     ratios = speedups(aggregates)
     entries: list[dict[str, Any]] = []
     for row in aggregates:
-        name = "/".join(str(row[k]) for k in ("task", "backend", "dtype", "batching"))
+        name = entry_name(row)
         extra = _extra(doc, row)
         if is_number(row.get("throughput_tok_s")):
             entries.append({"name": f"{name} throughput", "unit": "tokens/s",
                             "value": float(row["throughput_tok_s"]), "extra": extra})
-        for key, ratio in ratios.items():
-            scenario, task, _lang, backend, dtype, pair = key[:6]
-            if (scenario, task, backend, dtype) == (row.get("scenario", "offline"), row["task"], row["backend"],
-                                                    row["dtype"]) and pair.split("/")[0] == row["batching"]:
-                entries.append({"name": f"{name} speedup vs {pair.split('/')[1]}", "unit": "x",
-                                "value": ratio, "extra": extra})
+        ratio, reference = _own_speedup(row, ratios)
+        if ratio is not None:
+            entries.append({"name": f"{name} speedup vs {reference}", "unit": "x", "value": ratio, "extra": extra})
         if is_number(row.get("mfu")):
             entries.append({"name": f"{name} MFU", "unit": "% of GEMM peak",
                             "value": 100.0 * float(row["mfu"]), "extra": extra})
+    _check_unique(entries)
     return entries
 
 
+def entry_name(row: dict[str, Any]) -> str:
+    """task/backend/dtype/batching for a single run (names stay stable across runs for trend charts); a sweep's
+    row is prefixed with its model and suffixed with its shard, a server row with its offered load."""
+    batching = row.get("policy") if row.get("policy") is not None else row.get("batching")
+    name = "/".join(str(v) for v in (row["task"], row["backend"], row["dtype"], batching))
+    if row.get("shard"):
+        name = f"{row.get('model')}/{name} [shard {row['shard']}]"
+    if row.get("offered_qps") is not None:
+        name += f" @{row['offered_qps']:g}qps"
+    return name
+
+
+def _own_speedup(row: dict[str, Any], ratios: dict[tuple[str, ...], float]) -> tuple[float | None, str | None]:
+    """The ratio whose key is this row's own key (same shard, same load): never a neighbour's."""
+    own = row_key(row)
+    for key, ratio in ratios.items():
+        batching, _, reference = key[_BATCHING_AT].partition("/")
+        if key[:_BATCHING_AT] + (batching,) + key[_BATCHING_AT + 1:] == own:
+            return ratio, reference
+    return None, None
+
+
+def _check_unique(entries: list[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry["name"] in seen:
+            raise InputError(f"two rows export under the same name '{entry['name']}' (rows not told apart by "
+                             "task, backend, dtype, batching, model, shard and load)", field="rows")
+        seen.add(entry["name"])
