@@ -70,6 +70,12 @@ def test_train_scenario_rows(tmp_path):
     dynamic_en = next(r for r in per_lang if r["lang"] == "en" and r["batching"] == "dynamic")
     assert dynamic_en["padding_waste"] < static_en["padding_waste"]
     assert any(r["lang"] == "ALL" and r["scenario"] == "train" for r in doc["rows"])
+    # Trained tok/s with a 95% interval from its three passes; dynamic's speedup over static with its own.
+    for r in doc["rows"]:
+        assert r["n_repeats"] == 3 and r["throughput_tok_s_ci95"][0] <= r["throughput_tok_s"] <= \
+            r["throughput_tok_s_ci95"][1]
+    all_dynamic = next(r for r in doc["rows"] if r["lang"] == "ALL" and r["batching"] == "dynamic")
+    assert all_dynamic["speedup_ci95"][0] <= all_dynamic["speedup"] <= all_dynamic["speedup_ci95"][1]
 
 
 def test_train_refuses_backends_that_cannot_train(tmp_path):

@@ -76,6 +76,15 @@ class TrainScenario(Scenario):
         trainer.close()
         return rows, {}
 
+    def aggregate(self, rows):
+        """ALL rows, then every row's speedup and its interval (rows.add_intervals). Training passes of a language
+        run batching after batching, not interleaved: the pass-r pairing of a speedup is then by position only, and
+        load that changes between batchings is not cancelled (each row's own tok/s interval is unaffected)."""
+        from ..rows import add_intervals, all_rows
+        out = all_rows(rows)
+        add_intervals([*rows, *out])
+        return out
+
 
 def _trainable(name: str) -> bool:
     try:
