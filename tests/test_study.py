@@ -301,3 +301,23 @@ def test_parallel_tax_counts_tokens_of_translations_by_hand(tmp_path, tiny_vocab
     cfg = {"data": f"local:{tmp_path}", "tokenizer": str(tiny_vocab_file), "model": "tiny-mbert"}
     assert parallel_tax(cfg, ["de", "en", "fr"]) == {"de": pytest.approx(7 / 9)}
     assert parallel_tax({**cfg, "data": "synthetic"}, ["de"]) == {}
+
+
+def test_xnli_files_give_line_by_line_translations_for_alignment(xtreme_dir):
+    from xlt_bench.study.alignment import parallel_sentences
+    own, english = parallel_sentences(f"local:{xtreme_dir}", "xnli", "de", 3)
+    assert len(own) == len(english) == 6          # 3 premises then 3 hypotheses
+    assert own[0].startswith("und er hat gesagt") and english[0].startswith("And he said")
+    assert parallel_sentences(f"local:{xtreme_dir}", "xnli", "en", 3) == ([], [])
+
+
+def test_alignment_on_xnli_refuses_xnli_accuracy(tmp_path):
+    with pytest.raises(InputError, match="must differ from xnli"):
+        study_cli.run(parse("alignment", "--models", "some/dir", "--align-on", "xnli", "--tasks", "xnli",
+                            "--out", str(tmp_path)))
+    with pytest.raises(InputError, match="'bucc' is not parallel text"):
+        study_cli.run(parse("alignment", "--models", "some/dir", "--align-on", "bucc", "--out", str(tmp_path)))
+    study = get_study("alignment")()
+    study.check_args(parse("alignment", "--models", "some/dir", "--align-on", "xnli", "--out", "x"))
+    rows = [row(lang, "static", tokens=10, seq_s=1.0, waste=0.0, task="xnli", accuracy=0.5) for lang in LANGS6]
+    assert "accuracy on a task other than xnli" in study.missing({"x": doc_of(rows)})[0]

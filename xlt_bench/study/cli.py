@@ -26,6 +26,8 @@ STUDY_OPTIONS = {
     "seed": (int, "seed for random-weight presets, synthetic data and bootstrap resampling [0]"),
     "layer": (int, "alignment: hidden layer whose mean-pooled states are the sentence embedding (0 = embeddings) "
                    "[the middle: layers // 2 + 1]"),
+    "align_on": (str, "alignment: parallel text to measure alignment on: tatoeba ({text, en} pairs) | xnli (its "
+                      "language files are line-by-line translations of English's) [tatoeba]"),
     "plan": (str, "train-cost: plan TOML [benchmarks/train-plans/intermediate-task.toml]"),
     "measured": (str, "train-cost: a train-scenario run (RUN_DIR) of the plan's model, task and max length"),
 }

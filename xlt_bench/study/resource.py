@@ -181,8 +181,8 @@ def _limits(task: str, sub: pd.DataFrame, f: dict) -> list[str]:
     out = []
     if task in ("panx", "udpos", "xnli", "pawsx"):
         out.append(f"{task} sentences are not translations of one another across every language, so tokens "
-                   "relative to English mix sentence length with tokenization; Tatoeba (`--tasks tatoeba`) pairs "
-                   "each sentence with its English translation")
+                   "relative to English mix sentence length with tokenization; the parallel column (Tatoeba "
+                   "sentences ÷ their English translations) separates the two")
     if task == "tatoeba":
         out.append("tatoeba rows count both sides of each pair (the language's sentence and its English "
                    "translation), which halves the differences between languages")
