@@ -72,6 +72,7 @@ def test_from_a_directory_without_results_names_what_is_missing(tmp_path):
 def test_quick_swaps_base_presets_for_tiny_twins():
     cfg = get_study("resource")().runs(parse("resource", "--quick", "--out", "x"))["resource"]
     assert cfg.model == "tiny-mbert" and cfg.backends == ("eager",) and cfg.limit == 8
+    assert cfg.max_tokens == 4096 == cfg.batch_size * cfg.max_length       # static's own batch
     assert cfg.tokenizer.endswith("mbert-cased/vocab.txt") and cfg.tasks == ("panx",)
     assert len(cfg.langs) >= 5
     models = get_study("models")().runs(parse("models", "--quick", "--out", "x"))

@@ -20,6 +20,9 @@ QUICK_MODELS = {"xlmr-base": "tiny-xlmr", "xlmr-large": "tiny-xlmr", "mbert-base
 # The shipped data beside the repository (XLT_SHARED overrides where it lives).
 SHARED = os.environ.get("XLT_SHARED", "../shared")
 MBERT_VOCAB = f"{SHARED}/data/tokenizers/mbert-cased/vocab.txt"
+# Dynamic token budget of the studies: static's own batch (32 x 128 tokens), so a dynamic batch is never larger than a
+# static one and the start-up probe stays within minutes on a 2-core CPU ('auto' probes up to 16k-token batches).
+STUDY_MAX_TOKENS = "4096"
 SHARED_XTREME = f"{SHARED}/data/xtreme"
 
 
@@ -75,7 +78,8 @@ def base_overrides(args: argparse.Namespace, *, tasks: str, langs: str = "all", 
     return {"data": args.data or data or f"local:{SHARED_XTREME}", "tasks": args.tasks or tasks,
             "langs": args.langs or langs, "limit": chosen_limit,
             "backends": args.backends or ("eager" if quick else backends),
-            "max_length": args.max_length, "seed": args.seed, "min_repeats": args.min_repeats}
+            "max_length": args.max_length, "seed": args.seed, "min_repeats": args.min_repeats,
+            "max_tokens": args.max_tokens or STUDY_MAX_TOKENS}
 
 
 def quick_model(name: str, quick: bool) -> str:

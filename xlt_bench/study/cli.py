@@ -22,6 +22,8 @@ STUDY_OPTIONS = {
     "limit": (int, "examples per language [the study's default; 8 with --quick]"),
     "backends": (str, "comma-separated backends [eager]"),
     "max_length": (int, "maximum sequence length [128]"),
+    "max_tokens": (str, "dynamic token budget per batch, padding counted: a number or 'auto' [4096: static's batch "
+                        "of 32 x 128]"),
     "min_repeats": (int, "timed passes per language [3]"),
     "seed": (int, "seed for random-weight presets, synthetic data and bootstrap resampling [0]"),
     "layer": (int, "alignment: hidden layer whose mean-pooled states are the sentence embedding (0 = embeddings) "
