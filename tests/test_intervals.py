@@ -229,3 +229,21 @@ def test_report_shows_intervals_and_names_languages_it_cannot_tell_apart():
     assert summary["not_significant"] == ["th"]
     line = summary_line("xnli", "eager", "fp32", summary)
     assert "Not significant (95% interval contains 1): th." in line and "×  [" not in line
+
+
+def test_rounds_of_a_language_stop_together():
+    """Every configuration of a language gets the same number of passes: rounds go on while any still needs one
+    (--min-repeats, --min-seconds), and all stop once one reaches the --max-seconds time box."""
+    from types import SimpleNamespace
+
+    from xlt_bench.config import RunConfig
+    from xlt_bench.scenarios.offline import _another_round
+
+    def configs(*walls):
+        return [SimpleNamespace(series=SimpleNamespace(pass_wall_s=list(w), timed_s=sum(w))) for w in walls]
+
+    cfg = RunConfig(min_repeats=3, min_seconds=1.0, max_seconds=2.0)
+    assert _another_round(configs([], []), cfg)
+    assert _another_round(configs([0.1] * 3, [0.5] * 3), cfg)           # the first still lacks its 1 s
+    assert not _another_round(configs([0.4] * 3, [0.5] * 3), cfg)       # both have 3 passes and 1 s
+    assert not _another_round(configs([0.1] * 3, [0.7] * 3), cfg)       # the second reached the 2 s box
