@@ -128,8 +128,8 @@ def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *,
 
     Candidates: the cost-optimal contiguous partition of the length-sorted sequences (dynamic programming), a greedy
     fill of the token budget over the sorted order, and static-longest (batch_size rows) over the sorted and the
-    dataset order, each where its batches lie within the budget (the range the probe measured: the model is not
-    trusted beyond it). So dynamic is never predicted slower than either static form. Without a cost model
+    dataset order, each where its batches lie within the budget or the range the probe measured (the model is not
+    trusted beyond it). So dynamic is never predicted slower than either static form whose shapes were probed. Without a cost model
     (`--no-cost-model`) the greedy fill is the plan."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
@@ -143,7 +143,9 @@ def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *,
     candidates["optimal"] = _optimal_partition(order, padded, budget, cost.for_planning())
     for name, seq in (("static-longest-sorted", order), ("static-longest", np.arange(len(lengths)))):
         plan = [_batch(idx, padded) for idx in _chunks(seq, batch_size)]
-        if all(b.padded_tokens <= budget for b in plan):  # judged only inside the range the probe measured
+        # Static runs these batches whatever the budget; where the probe timed shapes this large the model holds
+        # there, so they stay candidates (dynamic falls back on them) even beyond a smaller budget.
+        if all(b.padded_tokens <= max(budget, cost.max_tokens_measured or 0) for b in plan):
             candidates[name] = plan
     tie = cost.tie_break_per_token()
     scored = {name: (predict_seconds(cost, plan), tie * sum(b.padded_tokens for b in plan))
