@@ -81,7 +81,9 @@ for _m in (
     Metric("n_truncated", "sequences", "lower", "sum", "sequences cut at --max-length", _ALL_SCENARIOS),
     Metric("max_qps_ratio", "x", "higher", "none",
            "a server policy's max sustainable QPS / token-budget's (else none's), in the same run", ("server",)),
-    # Derived in the gate and report (a ratio of two rows measured side by side in one run).
+    # A ratio of two rows measured side by side in one run: set on rows (rows.add_intervals, with `speedup_ci95`
+    # from passes paired by round) and recomputed by the gate from tok/s. Its interval and tok/s's
+    # (`throughput_tok_s_ci95`) are [lo, hi] lists beside the figures, not metrics of their own.
     Metric("speedup", "x", "higher", "none", "useful tok/s of a batching / that of static in the same run",
            ("offline", "train")),
 ):
