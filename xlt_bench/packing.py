@@ -20,9 +20,6 @@ import numpy as np
 
 from .errors import InputError
 
-# Input names a packed batch adds to those of a padded one (input_ids, attention_mask[, token_type_ids]).
-PACKED_INPUTS = ("position_ids", "seq_first", "seq_tokens", "seq_token_mask")
-
 
 @dataclass(frozen=True, eq=False)
 class PackedBatch:
