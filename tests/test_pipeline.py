@@ -131,3 +131,26 @@ def test_truncation_is_counted(tmp_path, tiny_vocab_file):
     row, = _rows(doc, lang="en", batching="static")
     assert row["n_truncated"] == 1
     assert row["padded_tokens"] == 2 * 16
+
+
+def test_a_backend_that_fails_to_load_does_not_stop_the_others(tmp_path, monkeypatch):
+    """Backends of a task are loaded together; one that fails is named in run.skipped and the rest is measured.
+    When every backend fails, the first failure is raised as before."""
+    from xlt_bench.backends.fake import FakeBackend
+    original = FakeBackend.load
+
+    def load(self):
+        if self.dtype == "bf16":
+            raise RuntimeError("no bf16 kernels here")
+        original(self)
+
+    monkeypatch.setattr(FakeBackend, "load", load)
+    monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
+    base = dict(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=8, backends=("fake",),
+                batching=("static", "dynamic"), cost_model=False, max_tokens=1024, threads=1)
+    doc = run(RunConfig(**base, dtype=("bf16", "fp32")), tmp_path / "a")
+    assert {r["dtype"] for r in doc["rows"]} == {"fp32"}
+    skipped, = [s for s in doc["run"]["skipped"] if s.get("backend") == "fake"]
+    assert skipped["dtype"] == "bf16" and "no bf16 kernels here" in skipped["reason"]
+    with pytest.raises(RuntimeError, match="no bf16 kernels"):
+        run(RunConfig(**base, dtype=("bf16",)), tmp_path / "b")
