@@ -26,8 +26,8 @@ from ..serving.arrivals import load_trace, poisson_arrivals
 from ..serving.combine import combine_seeds
 from ..serving.loop import serve, summarise
 from ..serving.policies import POLICIES, Request, make_policy
-from ..serving.search import REL_WIDTH, max_qps_estimate, search, seed_brackets
-from ..serving.tuning import TUNING_SEED_INDEX, held_out_split, tune
+from ..serving.search import REL_WIDTH, max_qps_estimate, next_load, seed_brackets
+from ..serving.tuning import TUNING_SEED_INDEX, choose, held_out_split
 from .base import Outputs, Scenario, ScenarioContext
 
 for _metric in (
@@ -67,16 +67,13 @@ class ServerScenario(Scenario):
         self._warm_up(backend, runner)
         meta = {"budget": runner.budget, "held_out_sequences": int(len(runner.fit_idx)),
                 "served_sequences": int(len(runner.serve_idx)), "arrival_seeds": cfg.arrival_seeds, "tuning": {}}
-        rows = []
-        for policy in cfg.policy:
-            ctx.say(f"server: policy {policy} on {backend.name}/{backend.dtype}")
-            with ctx.clock("tune"):
-                options, record = runner.tune(policy)
-            meta["tuning"][policy] = record
-            if policy == "length-bucketed":
-                meta["bucket_edges"] = options.get("edges")
-            with ctx.clock("measure"):
-                rows.extend(runner.sweep(policy, options))
+        ctx.say(f"server: policies {', '.join(cfg.policy)} on {backend.name}/{backend.dtype}, interleaved")
+        with ctx.clock("tune"):
+            options, meta["tuning"] = runner.tune(cfg.policy)
+        if "length-bucketed" in options:
+            meta["bucket_edges"] = options["length-bucketed"].get("edges")
+        with ctx.clock("measure"):
+            rows = runner.sweep(cfg.policy, options)
         ctx.run_meta.setdefault("server", {})[f"{backend.name}/{backend.dtype}"] = meta
         return rows, {}
 
@@ -118,20 +115,44 @@ class _LoadRunner:
         self.trace = load_trace(self.cfg.trace) if self.cfg.trace is not None else None
 
     # --- tuning --------------------------------------------------------------------------------------------------
-    def tune(self, policy: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The options the policy is measured with, and the tuning record."""
-        given = self.cfg.policy_options.get(policy)
-        if given:
-            return dict(given), {"policy": policy, "given": dict(given), "trials": [], "chosen": dict(given)}
-        fit_lengths = self.lengths[self.fit_idx] if len(self.fit_idx) else self.lengths[self.serve_idx]
-        trials = POLICIES.get(policy).trial_settings(self.budget, self.max_length, fit_lengths, self.ctx.cost)
-        load = 2 * self.start_qps()
-        if len(trials) == 1:   # nothing to choose between: no tuning run
-            return dict(trials[0]), {"policy": policy, "load_qps": load, "trials": [], "chosen": trials[0]}
-        record = tune(policy, trials, lambda options: self.serve_once(policy, options, load, TUNING_SEED_INDEX)[0],
-                      load)
-        record["seed_index"] = TUNING_SEED_INDEX
-        return dict(record["chosen"]), record
+    def tune(self, policies) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The options each policy is measured with, and the tuning records. Trial i of every policy runs before
+        trial i + 1 of any, so drift in the machine's speed hits every policy's tuning alike."""
+        load, options, records, trials = self.tuning_load(), {}, {}, {}
+        for policy in policies:
+            given = self.cfg.policy_options.get(policy)
+            if given:
+                options[policy] = dict(given)
+                records[policy] = {"policy": policy, "given": dict(given), "trials": [], "chosen": dict(given)}
+                continue
+            fit_lengths = self.lengths[self.fit_idx] if len(self.fit_idx) else self.lengths[self.serve_idx]
+            trials[policy] = POLICIES.get(policy).trial_settings(self.budget, self.max_length, fit_lengths,
+                                                                 self.ctx.cost)
+        measured: dict[str, list[dict[str, Any]]] = {p: [] for p in trials if len(trials[p]) > 1}
+        for i in range(max((len(t) for t in trials.values()), default=0)):
+            for policy in measured:
+                if i < len(trials[policy]):
+                    measured[policy].append(self.serve_once(policy, trials[policy][i], load, TUNING_SEED_INDEX,
+                                                            self.tuning_duration(load))[0])
+        for policy, settings in trials.items():
+            if policy in measured:
+                records[policy] = choose(policy, settings, measured[policy], load)
+                records[policy]["seed_index"] = TUNING_SEED_INDEX
+            else:   # nothing to choose between: no tuning run
+                records[policy] = {"policy": policy, "load_qps": load, "trials": [], "chosen": settings[0]}
+            options[policy] = dict(records[policy]["chosen"])
+        return options, records
+
+    def tuning_load(self) -> float:
+        """Half the predicted capacity (twice where the search starts); a trace's own mean rate."""
+        if self.trace is not None:
+            return len(self.trace) / max(float(self.trace[-1]), 1e-9)
+        return 2 * self.start_qps()
+
+    def tuning_duration(self, load: float) -> float:
+        """As long as a measured load runs (a trace's span), and long enough to expect MIN_REQUESTS requests."""
+        span = float(self.trace[-1]) if self.trace is not None else self.cfg.duration
+        return max(span, MIN_REQUESTS / load)
 
     def start_qps(self) -> float:
         """A quarter of the capacity the cost model predicts for full-budget batches of typical length."""
@@ -143,48 +164,67 @@ class _LoadRunner:
         return max(0.25, 0.25 * rows / float(cost(rows, typical)))
 
     # --- measuring -----------------------------------------------------------------------------------------------
-    def sweep(self, policy: str, options: dict[str, Any]) -> list[dict[str, Any]]:
-        n_seeds = self.cfg.arrival_seeds
-        measured: dict[float, tuple[float | None, list]] = {}
-
-        def sustained_at(qps: float | None, key: float) -> list[bool]:
-            runs = [self.serve_once(policy, options, qps, k) for k in range(n_seeds)]
-            measured[key] = (qps, runs)
-            ok = [_sustained(stats, self.cfg.slo_ms) for stats, _ in runs]
-            p99 = "/".join(f"{stats['latency_ms_p99']:.0f}" for stats, _ in runs)
-            self.ctx.say(f"server: {policy} @ {key:.4g} QPS: p99 {p99} ms per seed, sustained by {sum(ok)} of "
-                         f"{len(ok)} seeds")
-            return ok
-
+    def sweep(self, policies, options: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows of every policy. Policies take turns load by load (in the search, step by step), so drift in the
+        machine's speed lands on all of them rather than in their ratio."""
+        n_seeds, auto = self.cfg.arrival_seeds, self.trace is None and self.cfg.qps == "auto"
+        measured: dict[str, dict[float, tuple[float | None, list]]] = {p: {} for p in policies}
+        outcomes: dict[str, dict[float, list[bool]]] = {p: {} for p in policies}
         if self.trace is not None:
             rate = len(self.trace) / max(float(self.trace[-1]), 1e-9)
-            outcomes = {rate: sustained_at(None, rate)}
+            steps = [[(p, None, rate) for p in policies]]
             method = "the trace's own rate; repeats replay the same arrivals (interval: service noise only)"
-        elif self.cfg.qps != "auto":
-            outcomes = {float(q): sustained_at(float(q), float(q)) for q in self.cfg.qps}
+        elif not auto:
+            steps = [[(p, float(q), float(q)) for p in policies] for q in self.cfg.qps]
             method = "highest listed load each seed sustained below its lowest failed one (resolution: the list)"
         else:
-            outcomes = search(lambda q: sustained_at(q, q), n_seeds, self.start_qps(),
-                              min_qps=MIN_REQUESTS / self.cfg.duration)
+            steps = self._search_steps(policies, outcomes)
             method = (f"per-seed bisection to {REL_WIDTH:.0%} (lower end of each seed's bracket), "
                       "geometric mean and log-t interval across seeds")
-        estimate = max_qps_estimate(seed_brackets(outcomes, n_seeds),
-                                    REL_WIDTH if self.trace is None and self.cfg.qps == "auto" else None)
+        for step in steps:
+            for policy, qps, key in step:
+                runs = [self.serve_once(policy, options[policy], qps, k) for k in range(n_seeds)]
+                measured[policy][key] = (qps, runs)
+                outcomes[policy][key] = self._outcome(policy, key, runs)
         rows = []
-        for key in sorted(measured):
-            qps, runs = measured[key]
-            row = self._row(policy, options, qps, runs)
-            row.update(estimate, max_qps_method=method)
-            rows.append(row)
+        for policy in policies:
+            estimate = max_qps_estimate(seed_brackets(outcomes[policy], n_seeds), REL_WIDTH if auto else None)
+            for key in sorted(measured[policy]):
+                qps, runs = measured[policy][key]
+                rows.append({**self._row(policy, options[policy], qps, runs), **estimate, "max_qps_method": method})
         return rows
 
-    def serve_once(self, policy_name: str, options: dict[str, Any], qps: float | None, seed_index: int):
-        """One run of the policy at a load (None: the trace) with arrival seed `seed_index`: (summary, run)."""
+    def _search_steps(self, policies, outcomes):
+        """Each step: the next load of every policy whose search is not done (reads `outcomes` as it fills)."""
+        start, floor, active = self.start_qps(), MIN_REQUESTS / self.cfg.duration, list(policies)
+        while active:
+            step = []
+            for policy in list(active):
+                load = next_load(outcomes[policy], self.cfg.arrival_seeds, max(start, floor), REL_WIDTH, floor)
+                if load is None:
+                    active.remove(policy)
+                else:
+                    step.append((policy, load, load))
+            if step:
+                yield step
+
+    def _outcome(self, policy: str, key: float, runs) -> list[bool]:
+        ok = [_sustained(stats, self.cfg.slo_ms) for stats, _ in runs]
+        p99 = "/".join(f"{stats['latency_ms_p99']:.0f}" for stats, _ in runs)
+        self.ctx.say(f"server: {policy} @ {key:.4g} QPS: p99 {p99} ms per seed, sustained by {sum(ok)} of "
+                     f"{len(ok)} seeds")
+        return ok
+
+    def serve_once(self, policy_name: str, options: dict[str, Any], qps: float | None, seed_index: int,
+                   duration: float | None = None):
+        """One run of the policy at a load (None: the trace) with arrival seed `seed_index` over `duration` seconds
+        [--duration]: (summary, run)."""
         cfg = self.cfg
         if qps is None:
             arrivals, duration, seed_index = self.trace, float(self.trace[-1]), 0   # a trace replays identically
         else:
-            arrivals, duration = poisson_arrivals(qps, cfg.duration, arrival_seed(cfg.seed, seed_index)), cfg.duration
+            duration = duration or cfg.duration
+            arrivals = poisson_arrivals(qps, duration, arrival_seed(cfg.seed, seed_index))
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, seed_index, 2]))
         draws = self.serve_idx[rng.integers(0, len(self.serve_idx), size=len(arrivals))]
         requests = [Request(i, float(t), int(self.lengths[s]), int(s)) for i, (t, s) in enumerate(zip(arrivals, draws))]

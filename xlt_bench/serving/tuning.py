@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,14 +34,11 @@ def held_out_split(langs: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndar
     return fit_idx, serve_idx
 
 
-def tune(policy: str, trials: Sequence[dict[str, Any]], run_trial: Callable[[dict[str, Any]], dict[str, Any]],
-         load: float) -> dict[str, Any]:
-    """Run every trial setting (`run_trial(options)` returns `summarise`'s figures) and keep the best. Returns the
-    record the run keeps: the load, each trial's setting and score, the chosen setting."""
-    scored = []
-    for options in trials:
-        stats = run_trial(options)
-        scored.append({"options": options, "n_unfinished": stats["n_unfinished"],
-                       "latency_ms_p99": stats["latency_ms_p99"], "achieved_qps": stats["achieved_qps"]})
+def choose(policy: str, trials: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]],
+           load: float) -> dict[str, Any]:
+    """Keep the best of the trial settings, given each one's `summarise` figures (same order). Returns the record
+    the run keeps: the load, each trial's setting and score, the chosen setting."""
+    scored = [{"options": options, "n_unfinished": stats["n_unfinished"], "latency_ms_p99": stats["latency_ms_p99"],
+               "achieved_qps": stats["achieved_qps"]} for options, stats in zip(trials, results)]
     best = min(range(len(scored)), key=lambda i: (scored[i]["n_unfinished"], scored[i]["latency_ms_p99"]))
     return {"policy": policy, "load_qps": load, "trials": scored, "chosen": scored[best]["options"]}
