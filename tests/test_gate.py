@@ -436,3 +436,26 @@ def test_a_current_run_without_rows_is_not_comparable(tmp_path, capsys, baseline
     base, cur = _on_disk(tmp_path, "base", baseline), _on_disk(tmp_path, "cur", make_doc([]))
     assert main(["gate", "--baseline", base, "--current", cur]) == 2
     assert "no rows" in capsys.readouterr().err
+
+
+def _with_predicted(doc: dict, predicted: dict[str, float]) -> dict:
+    for row in doc["rows"]:
+        row["predicted_s"] = predicted[row["batching"]]
+    return doc
+
+
+def test_predicted_speedup_of_a_fresh_plan_gated_within_its_allowance(baseline):
+    # Stored plan: static predicted 2.0 s, dynamic 0.8 s -> predicted speedup 2.5.
+    stored = _with_predicted(baseline, {"static": 2.0, "dynamic": 0.8})
+    check = [parse_check("predicted_speedup:0.2")]
+    # A fresh probe on a twice-slower machine: 4.0 / 1.7 = 2.353, -5.9%: within 20%.
+    fresh = _with_predicted(copy.deepcopy(baseline), {"static": 4.0, "dynamic": 1.7})
+    result = compare_runs(stored, fresh, check)
+    assert result.exit_code == 0 and [r["current"] for r in result.rows] == [pytest.approx(4.0 / 1.7)]
+    # A planner that plans worse: 2.0 / 1.25 = 1.6, -36%: fails.
+    worse = _with_predicted(copy.deepcopy(baseline), {"static": 2.0, "dynamic": 1.25})
+    result = compare_runs(stored, worse, check)
+    assert result.exit_code == 1 and "predicted_speedup regressed" in result.table()
+    # A fresh run without predictions (no cost model) lacks the metric: a failure, not a pass.
+    none = _with_predicted(copy.deepcopy(baseline), {"static": None, "dynamic": None})
+    assert compare_runs(stored, none, check).exit_code == 1

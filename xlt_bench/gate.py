@@ -26,7 +26,7 @@ from .schema import ALL_LANGS, ROW_KEY, row_key
 from .speedup import speedups
 
 # Ratios of two timed passes: reruns are combined by their median, not their best.
-RATIO_METRICS = ("speedup", "max_qps_ratio")
+RATIO_METRICS = ("speedup", "max_qps_ratio", "predicted_speedup")
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,11 @@ KNOWN_METRICS: dict[str, Check] = {
     "j_per_1k_tokens": _check("j_per_1k_tokens", 0.50, aggregate_only=True),
     # Server runs: each policy's max sustainable QPS ÷ that of token-budget (else none) measured in the same run.
     "max_qps_ratio": _check("max_qps_ratio", 0.30),
+    # The plan's own promise: static's predicted seconds ÷ this batching's, both under the run's cost model. A run
+    # that probes afresh (no --cost-model) and plans with what it probed gates the probe and the planner; timing
+    # noise enters only through the probe. A ratio like `speedup`, so it takes speedup's direction.
+    "predicted_speedup": Check("predicted_speedup", 0.25, higher_is_better=METRICS["speedup"].higher_is_better,
+                               aggregate_only=True),
 }
 DEFAULT_CHECKS: tuple[Check, ...] = tuple(KNOWN_METRICS[m] for m in ("speedup", "padding_waste", "mfu"))
 
@@ -337,7 +342,16 @@ def metric_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[tuple[str, ..
                 table.setdefault(metric, {})[key] = float(value)
     table["speedup"] = speedups(rows)
     table["max_qps_ratio"] = max_qps_ratios(rows)
+    table["predicted_speedup"] = predicted_speedups(rows)
     return table
+
+
+def predicted_speedups(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], float]:
+    """The speedup each plan was predicted to give: the rows of one language time the same useful tokens, so tok/s
+    is proportional to 1 / predicted seconds and `speedups` applies to it unchanged."""
+    as_rates = [{**row, "throughput_tok_s": 1.0 / row["predicted_s"]} for row in rows
+                if isinstance(row.get("predicted_s"), (int, float)) and row["predicted_s"] > 0]
+    return speedups(as_rates)
 
 
 # The policy every other policy's max sustainable QPS is measured against, in order of preference.
