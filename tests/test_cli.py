@@ -152,7 +152,7 @@ def test_estimate_divides_flops_by_rate_times_baseline_efficiency(tmp_path, monk
     # static: 3e12 / (1.5e11 x 0.5) = 40 s; dynamic: 1.2e12 / (1.5e11 x 0.8) = 10 s
     assert out.parts[("eager", "fp32", "static")] == pytest.approx(40.0)
     assert out.parts[("eager", "fp32", "dynamic")] == pytest.approx(10.0)
-    assert out.seconds == pytest.approx(50.0) and out.rate_source == "measured now"
+    assert out.timed_s == pytest.approx(50.0) and out.rate_source == "measured now"
     lines = est.describe_estimate(out)
     assert "~50.0 s" in lines[0] and "dynamic ≥ 10.0 s" in lines[0] and "150 GFLOP/s" in lines[1]
 
@@ -168,7 +168,7 @@ def test_estimate_falls_back_to_stored_peak_and_to_efficiency_one(tmp_path, monk
     path = _baseline(tmp_path, [], {"onnxruntime/fp32": {"peak_flops_per_s": 4e11}})
     out = est.estimate(RunConfig(model="tiny-xlmr", backends=("onnxruntime",), batching=("static",)),
                        [("onnxruntime", "fp32")], path)
-    assert out.seconds == pytest.approx(5.0) and out.rate_source == "read from the baseline"
+    assert out.timed_s == pytest.approx(5.0) and out.rate_source == "read from the baseline"
     assert "lower bound" in out.efficiency_source
     # A model that is not a preset: unknown, said as such.
     monkeypatch.setattr(est, "workload_flops", lambda cfg: None)

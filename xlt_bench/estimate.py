@@ -6,8 +6,9 @@ library and dtype (peak.py), or where that fails read from the stored baseline's
 the baseline's ALL rows reached, executed FLOP/s ÷ that run's GEMM peak, for the same backend, dtype and batching
 where the baseline has it, else the median over its rows; with no baseline it is 1 and the figure a lower bound.
 Strategies that pad every row to --max-length (static) count the padded FLOPs they will execute; the others count
-useful FLOPs only (their padding is decided at run time), so their figures are lower bounds too. Model load, ONNX
-export, cost probes and warm-up are not included.
+useful FLOPs only (their padding is decided at run time), so their figures are lower bounds too. The fake backend's
+passes come from its declared cost instead. The start-up (GEMM peaks, model build, ONNX export, cost probe, warm-up)
+is estimated from the model's size and the probe's own time rules, and added.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
 
-DEFAULT_BASELINE = Path("results/baseline/results.json")
+# Beside the package, not the working directory: the estimate must not change with the cwd.
+DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline" / "results.json"
 GEMM_SECONDS = 0.5
 
 
@@ -32,6 +34,11 @@ class Estimate:
     rates: dict[str, float]                          # "library/dtype" -> FLOP/s used
     rate_source: str
     efficiency_source: str
+    startup: dict[str, float] = field(default_factory=dict)   # stage -> seconds before and around the timed passes
+
+    @property
+    def timed_s(self) -> float:
+        return float(sum(self.parts.values()))
 
 
 def workload_flops(cfg: RunConfig) -> dict[str, float] | None:
@@ -112,11 +119,83 @@ def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path =
     passes = 3 if cfg.scenario == "train" else 1       # a training step ≈ forward + backward (2x forward)
     parts = {}
     for backend, dtype in pairs:
+        if backend == "fake":
+            parts.update({(backend, dtype, b): passes * s for b, s in fake_seconds(cfg).items()})
+            continue
         rate = rates.get(f"{get_backend_class(backend).gemm_library}/{dtype}")
         for batching, total in flops.items():
             eff = effs.get((backend, dtype, batching), median_eff or 1.0)
             parts[(backend, dtype, batching)] = passes * total / (rate * eff) if rate else math.nan
-    return Estimate(sum(parts.values()), parts, rates, rate_source, eff_source)
+    startup = startup_seconds(cfg, pairs, parts)
+    return Estimate(sum(parts.values()) + sum(startup.values()), parts, rates, rate_source, eff_source, startup)
+
+
+# Start-up costs, measured on the shared 2-core development machine (`time_breakdown_s` of runs on the presets):
+# building tiny-xlmr (8 M parameters) took ~9 s and mini-xlmr (67 M) ~16 s with the imports; exporting mini-xlmr to
+# ONNX and loading it ~65 s; GEMM peaks ~3 s per library and dtype.
+BUILD_FIXED_S, BUILD_S_PER_PARAM = 8.0, 1.2e-7
+EXPORT_S_PER_PARAM = 1.0e-6
+PEAK_S = 3.0
+
+
+def startup_seconds(cfg: RunConfig, pairs: list[tuple[str, str]],
+                    timed: dict[tuple[str, str, str], float]) -> dict[str, float]:
+    """Seconds outside the timed passes: GEMM peaks, model build, ONNX export, the cost probe (its allowance: a share
+    of the pair's timed seconds, at least its floor) and warm-up (about one pass of each row)."""
+    from .backends import get_backend_class
+    from .models import preset_config
+    from .profiler import PROBE_FLOOR_S, PROBE_SHARE
+    from .strategies import needs_cost_model
+    c = preset_config(cfg.model)
+    params = c.vocab_size * c.hidden_size + c.num_hidden_layers * (4 * c.hidden_size ** 2
+                                                                    + 2 * c.hidden_size * c.intermediate_size)
+    libraries = {(get_backend_class(b).gemm_library, d) for b, d in pairs}
+    out = {"GEMM peaks": PEAK_S * len(libraries), "model build": len(cfg.tasks) * (BUILD_FIXED_S
+                                                                                     + BUILD_S_PER_PARAM * params)}
+    exports = sum(1 for b, _ in pairs if b == "onnxruntime")
+    if exports:
+        out["ONNX export"] = exports * len(cfg.tasks) * EXPORT_S_PER_PARAM * params
+    probing = cfg.cost_model and not cfg.cost_model_file and needs_cost_model(cfg.batching)
+    if probing:
+        per_pair = [sum(s for (b, d, _), s in timed.items() if (b, d) == pair) for pair in pairs]
+        out["cost probe"] = sum(max(PROBE_FLOOR_S, PROBE_SHARE * s) for s in per_pair if s == s)
+    repeats = max(cfg.min_repeats, 1)
+    out["warm-up"] = sum(s for s in timed.values() if s == s) / repeats
+    return out
+
+
+def fake_seconds(cfg: RunConfig) -> dict[str, float]:
+    """The fake backend's passes from its declared cost (XLT_FAKE_COST): static pads batch_size rows to
+    --max-length; the other strategies are counted at one call per batch_size sequences on their own tokens."""
+    import numpy as np
+
+    from .backends.fake import FakeCost
+    from .strategies import pads_to_max_length
+    cost, repeats = FakeCost.from_env(), max(cfg.min_repeats, 1)
+    totals = dict.fromkeys(cfg.batching, 0.0)
+    for lengths in _profile_lengths(cfg):
+        calls = -(-len(lengths) // cfg.batch_size)
+        for batching in cfg.batching:
+            if pads_to_max_length(batching):
+                totals[batching] += calls * cost.seconds(cfg.batch_size, cfg.max_length)
+            else:
+                totals[batching] += (calls * cost.fixed_ms * 1e-3 + cost.per_token_us * 1e-6 * float(lengths.sum())
+                                     + cost.per_token_sq_ns * 1e-9 * float(np.square(lengths).sum()))
+    return {b: t * repeats for b, t in totals.items()}
+
+
+def _profile_lengths(cfg: RunConfig):
+    """The lengths each (task, language) of the run is expected to have (shipped profiles, cut to --max-length)."""
+    import numpy as np
+
+    from .synthetic import available_profiles, lengths_from_hist
+    from .tasks import get_task, resolve_langs
+    profiles = available_profiles()
+    for task in cfg.tasks:
+        for lang in resolve_langs(get_task(task), cfg.langs):
+            hist = profiles.get((task, lang), {}).get("hist")
+            if hist is not None:
+                yield np.minimum(lengths_from_hist(hist, cfg.limit), cfg.max_length).astype(np.float64)
 
 
 def describe_estimate(est: Estimate) -> list[str]:
@@ -126,6 +205,8 @@ def describe_estimate(est: Estimate) -> list[str]:
     parts = ", ".join(f"{b}/{d} {batching} {'' if pads_to_max_length(batching) else '≥ '}{s:.1f} s"
                       for (b, d, batching), s in est.parts.items())
     rates = ", ".join(f"{key} {rate / 1e9:.0f} GFLOP/s" for key, rate in est.rates.items())
-    return [f"estimated timed passes: ~{est.seconds:.1f} s ({parts})",
-            f"  = analytic FLOPs ÷ (GEMM rate {est.rate_source}: {rates or 'none'} × {est.efficiency_source}); "
-            "model load, ONNX export, cost probes and warm-up come on top"]
+    startup = ", ".join(f"{name} ~{s:.0f} s" for name, s in est.startup.items())
+    return [f"estimated timed passes: ~{est.timed_s:.1f} s ({parts})",
+            f"  = analytic FLOPs ÷ (GEMM rate {est.rate_source}: {rates or 'none'} × {est.efficiency_source}); the "
+            "fake backend's from its declared cost",
+            f"estimated run: ~{est.seconds:.0f} s = timed passes + start-up ({startup})"]

@@ -52,6 +52,7 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     _check_model(cfg.model)
     _check_positions(cfg, specs)
     _check_limit(cfg)
+    _check_cost_model_file(cfg, pairs)
     plan = Plan(specs=specs, langs=langs, pairs=pairs)
     if cfg.shape is None and cfg.data != "synthetic":
         _read_data(cfg, plan)
@@ -59,6 +60,15 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
         from .synthetic import check_profile_tokenizer
         check_profile_tokenizer(cfg.profiles, cfg.tokenizer)
     return plan
+
+
+def _check_cost_model_file(cfg: RunConfig, pairs: list[tuple[str, str]]) -> None:
+    """--cost-model FILE must hold a cost model for every backend/dtype of the run (missing, unreadable or another
+    backend's file: exit 2 now, not after the model is built)."""
+    if cfg.cost_model_file:
+        from .pipeline import load_cost_model
+        for backend, dtype in pairs:
+            load_cost_model(cfg.cost_model_file, f"{backend}/{dtype}/{cfg.device}")
 
 
 def _check_device(cfg: RunConfig) -> None:

@@ -49,7 +49,7 @@ def sweep(config: str, out: Path, executor: str = "local", address: str | None =
 
 def dry_run_lines(shards: list[Shard]) -> list[str]:
     """The shards and an estimate of their cost: analytic FLOPs of every pass over the shipped length profiles, and
-    the time `run --dry-run` would predict for each (FLOPs / (GEMM rate x baseline efficiency); start-up excluded)."""
+    the whole run `run --dry-run` would predict for each (timed passes and start-up: model build, export, probes)."""
     from ..estimate import estimate
     from ..preflight import backend_dtype_pairs
     lines = [f"{len(shards)} shard(s):"]
@@ -58,8 +58,9 @@ def dry_run_lines(shards: list[Shard]) -> list[str]:
         flops = estimate_flops(shard.config)
         seconds = estimate(shard.config, backend_dtype_pairs(shard.config)).seconds
         flops_total, seconds_total = flops_total + flops, seconds_total + seconds
-        lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP  ~{seconds:.1f} s")
-    lines.append(f"total ~{flops_total:.2e} FLOP, ~{seconds_total:.1f} s of timed passes one shard after another "
-                 "(analytic forward FLOPs over the shipped length profiles / (GEMM rate measured now x the "
-                 "baseline's efficiency); model load, export, probes and warm-up per shard come on top)")
+        lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP  ~{seconds:.0f} s")
+    lines.append(f"total ~{flops_total:.2e} FLOP, ~{seconds_total:.0f} s one shard after another (each shard's "
+                 "timed passes, from analytic forward FLOPs over the shipped length profiles / (GEMM rate measured "
+                 "now x the baseline's efficiency), plus its start-up: GEMM peaks, model build, export, probe, "
+                 "warm-up)")
     return lines
