@@ -36,8 +36,8 @@ def _no_head_reason(models: tuple[str, ...]) -> str:
 
 class AlignmentStudy(Study):
     name = "alignment"
-    question = ("Does a model's cross-lingual embedding alignment (Tatoeba pairs) track its transfer accuracy on "
-                "another task, per language?")
+    question = ("Does a model's cross-lingual embedding alignment (parallel Tatoeba or XNLI sentences) track its "
+                "transfer accuracy on another task, per language?")
     needs = ("a fine-tuned checkpoint with a trained head (--models DIR[,DIR2]) for a task other than the alignment "
              "data (--tasks; default xnli, or panx with --align-on xnli), its tokenizer, and the parallel text in "
              "--data (Tatoeba pairs, or XNLI with --align-on xnli); random-weight presets are refused")
@@ -51,8 +51,9 @@ class AlignmentStudy(Study):
                              f"{' or '.join(ALIGNMENT_SOURCES)}", field="align_on")
         models = listed(args.models, ())
         if not models and not args.from_dir:
-            raise InputError(_no_head_reason(("the default (none given)",)).replace(
-                "the default (none given) is a random-weight preset", "no model was given"), field="models")
+            raise InputError("no model given: the study needs a fine-tuned checkpoint with a trained task head (a "
+                             "local directory or Hugging Face id) in --models; random-weight presets have none",
+                             field="models")
         presets = [m for m in models if m in PRESETS]
         if models and len(presets) == len(models):
             raise InputError(_no_head_reason(tuple(presets)), field="models")
