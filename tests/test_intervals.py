@@ -93,13 +93,14 @@ def _row(lang, batching, tokens, walls):
     from xlt_bench.flops import EncoderShape
     from xlt_bench.profiler import Measurement
     from xlt_bench.rows import measurement_row
+    from xlt_bench.schema import RowKey
     lengths = np.full(10, tokens // 10)
     m = Measurement(batches=[Batch(np.arange(10), 64)], latencies_ms=[1.0] * len(walls), pass_wall_s=walls,
                     outputs=[], warmup_shapes=1)
-    ident = dict(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching,
+    key = RowKey(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching,
                  scenario="offline")
     shape = EncoderShape(hidden=8, layers=1, attn_heads=2, ffn=16, head_kind="sequence", num_labels=3)
-    return measurement_row(ident=ident, lengths=lengths, n_examples=10, measurement=m, flops_shape=shape)
+    return measurement_row(key=key, lengths=lengths, n_examples=10, measurement=m, flops_shape=shape)
 
 
 def test_all_row_interval_comes_from_its_own_summed_passes():

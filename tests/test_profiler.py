@@ -11,7 +11,7 @@ from xlt_bench.flops import EncoderShape
 from xlt_bench.models import build_model
 from xlt_bench.profiler import measure, prepare_batches, probe_cost_model, restore_order, timed_pass, warm_up
 from xlt_bench.rows import all_rows, measurement_row
-from xlt_bench.schema import ALL_LANGS
+from xlt_bench.schema import ALL_LANGS, RowKey
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +121,9 @@ def _row(lang, batching, real, padded, wall, lat, n=10):
     lengths = np.full(n, real // n)
     m = Measurement(batches=[Batch(np.arange(n), padded // n)], latencies_ms=lat, pass_wall_s=[wall],
                     outputs=[], warmup_shapes=1)
-    ident = dict(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching)
+    key = RowKey(task="xnli", lang=lang, model="m", backend="eager", device="cpu", dtype="fp32", batching=batching)
     flops_shape = EncoderShape(hidden=8, layers=1, attn_heads=2, ffn=16, head_kind="sequence", num_labels=3)
-    return measurement_row(ident=ident, lengths=lengths, n_examples=n, measurement=m, flops_shape=flops_shape,
+    return measurement_row(key=key, lengths=lengths, n_examples=n, measurement=m, flops_shape=flops_shape,
                            peak_flops=1e9)
 
 

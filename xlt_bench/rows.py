@@ -11,31 +11,34 @@ passes (pass r with the reference's pass r, timed in the same round).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from .batching import batch_stats
 from .flops import EncoderShape, executed_flops, useful_flops
-from .metric_defs import aggregated
+from .metric_defs import METRICS
 from .profiler import Measurement
-from .schema import ALL_LANGS, ROW_FIELDS
+from .schema import ALL_LANGS, ROW_FIELDS, RowKey
 from .speedup import reference_batching, speedup
 from .stats import INTERVAL_METHOD, log_t_interval, paired_ratio_interval, padding_waste, per_pass_rates, percentile, \
     safe_ratio
 
 
-def measurement_row(*, ident: dict[str, str], lengths: np.ndarray, n_examples: int, measurement: Measurement,
-                    flops_shape: EncoderShape, peak_flops: float | None = None) -> dict[str, Any]:
+def measurement_row(*, key: RowKey, lengths: np.ndarray, n_examples: int, measurement: Measurement,
+                    flops_shape: EncoderShape, peak_flops: float | None = None, attn: str | None = None
+                    ) -> dict[str, Any]:
     """The efficiency part of a row; accuracy/agreement/parity are filled in by evaluation."""
     m = measurement
     stats = batch_stats(lengths, m.batches)
     useful = useful_flops(flops_shape, lengths.tolist())
     executed = executed_flops(flops_shape, [getattr(b, "flops_dims", b.shape) for b in m.batches])
     wall = m.wall_s
-    row: dict[str, Any] = dict(ident)
+    row: dict[str, Any] = key.fields()
     row.update(
+        attn=attn,
         n_examples=n_examples, n_sequences=int(len(lengths)), n_batches=stats["n_batches"],
         real_tokens=stats["real_tokens"], padded_tokens=stats["padded_tokens"],
         padding_waste=padding_waste(stats["real_tokens"], stats["padded_tokens"]),
@@ -69,60 +72,37 @@ def _mfu(flops: int, wall: float, peak: float | None) -> float | None:
     return flops / wall / peak
 
 
-# How each per-language field combines into the ALL row: declared once in metric_defs.
-_SUMMED = aggregated("sum")
-_MAXED = aggregated("max")
-# What identifies an ALL row: one per scenario and configuration.
-_GROUP_KEY = ("scenario", "task", "model", "backend", "device", "dtype", "batching")
-
-
 def all_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Aggregate per-language rows into lang = "ALL" rows, one per (task, model, backend, device, dtype, batching)."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    """Aggregate per-language rows into lang = "ALL" rows, one per configuration (the row key less its language)."""
+    groups: dict[RowKey, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["lang"] != ALL_LANGS:
-            groups[tuple(row.get(k, "offline" if k == "scenario" else None) for k in _GROUP_KEY)].append(row)
-    return [_aggregate(group) for group in groups.values()]
+            groups[replace(RowKey.of(row), lang=ALL_LANGS)].append(row)
+    return [_aggregate(key, group) for key, group in groups.items()]
 
 
-def _aggregate(group: list[dict[str, Any]]) -> dict[str, Any]:
-    first = group[0]
-    out: dict[str, Any] = {k: first.get(k, "offline" if k == "scenario" else None) for k in _GROUP_KEY}
-    out["lang"] = ALL_LANGS
-    for key in _SUMMED:
-        values = [r.get(key) for r in group]
-        out[key] = sum(values) if all(v is not None for v in values) else None
-    for key in _MAXED:
-        values = [r[key] for r in group if r.get(key) is not None]
-        out[key] = max(values) if values else None
-    latencies = [x for r in group for x in r["latencies_ms"]]
-    passes = _summed_passes([r.get("pass_wall_s") or [] for r in group])
-    wall = out["wall_s"]
-    peak = first.get("gemm_peak_flops")
-    out.update(
-        padding_waste=padding_waste(out["real_tokens"], out["padded_tokens"]),
-        throughput_seq_s=safe_ratio(out["n_sequences"], wall), throughput_tok_s=safe_ratio(out["real_tokens"], wall),
-        latency_ms_p50=percentile(latencies, 50), latency_ms_p90=percentile(latencies, 90),
-        latency_ms_p99=percentile(latencies, 99), latencies_ms=[],
-        mfu=_mfu(out["flops_useful"], wall, peak), gemm_peak_flops=peak,
-        mean_tokens_per_seq=safe_ratio(out["real_tokens"], out["n_sequences"]),
-        n_repeats=min(r["n_repeats"] for r in group), warmup_shapes=sum(r["warmup_shapes"] for r in group),
-        pass_wall_s=passes, throughput_tok_s_ci95=_interval(per_pass_rates(out["real_tokens"] or 0, passes)),
-        # XTREME convention: a task's score is the mean over its languages.
-        accuracy=_mean([r["accuracy"] for r in group]), accuracy_metric=first.get("accuracy_metric"),
-        agreement=_weighted([(r["agreement"], r["n_examples"]) for r in group]),
-        parity_ok=_all_ok([r.get("parity_ok") for r in group]),
-        is_reference=first.get("is_reference", False),
-        j_per_1k_tokens=safe_ratio(out["energy_j"], (out["real_tokens"] or 0) / 1000) if out["energy_j"] else None,
-        alignment_cosine=_mean([r.get("alignment_cosine") for r in group]),
-        alignment_top1=_mean([r.get("alignment_top1") for r in group]),
-        langs=[r["lang"] for r in group], notes=[],
-    )
-    if first.get("partition_of"):   # dynamic-shared: whose plan these batches are
-        out["partition_of"] = first["partition_of"]
+def _aggregate(key: RowKey, group: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each catalogued metric combined as metric_defs declares; recomputed ones from the ALL row's own totals."""
+    out = key.fields()
+    for metric in METRICS.values():
+        if metric.aggregation in _COMBINE:
+            out[metric.name] = _COMBINE[metric.aggregation](group, metric.name)
+    for metric in METRICS.values():
+        if metric.aggregation == "recompute":
+            out[metric.name] = _recipe(metric.name)(out, group)
+    out.update(_descriptive(group))
     missing = [f for f in ROW_FIELDS if f not in out]
     assert not missing, missing
     return out
+
+
+def _sum(group: list[dict[str, Any]], name: str) -> Any:
+    values = [r.get(name) for r in group]
+    return sum(values) if all(v is not None for v in values) else None
+
+
+def _known(group: list[dict[str, Any]], name: str) -> list[Any]:
+    return [r[name] for r in group if r.get(name) is not None]
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -136,14 +116,65 @@ def _weighted(pairs: Sequence[tuple[float | None, int]]) -> float | None:
     return sum(v * w for v, w in pairs) / total if total else None
 
 
+_COMBINE: dict[str, Callable[[list[dict[str, Any]], str], Any]] = {
+    "sum": _sum,
+    "max": lambda group, name: max(_known(group, name), default=None),
+    "min": lambda group, name: min(_known(group, name), default=None),
+    # XTREME convention: a task's score is the mean over its languages.
+    "mean": lambda group, name: _mean([r.get(name) for r in group]),
+    "weighted": lambda group, name: _weighted([(r.get(name), r["n_examples"]) for r in group]),
+    "same": lambda group, name: group[0].get(name),
+}
+
+
+def _latency(q: int) -> Callable[[dict[str, Any], list[dict[str, Any]]], float | None]:
+    return lambda out, group: percentile([x for r in group for x in r["latencies_ms"]], q)
+
+
+# Metrics aggregated as "recompute": from the ALL row's summed fields (`out`) or its languages' samples (`group`).
+_RECOMPUTE: dict[str, Callable[[dict[str, Any], list[dict[str, Any]]], Any]] = {
+    "padding_waste": lambda out, group: padding_waste(out["real_tokens"], out["padded_tokens"]),
+    "throughput_seq_s": lambda out, group: safe_ratio(out["n_sequences"], out["wall_s"]),
+    "throughput_tok_s": lambda out, group: safe_ratio(out["real_tokens"], out["wall_s"]),
+    "latency_ms_p50": _latency(50),
+    "latency_ms_p90": _latency(90),
+    "latency_ms_p99": _latency(99),
+    "latencies_ms": lambda out, group: [],   # the percentiles above pool them; the pooled list is not kept
+    "mfu": lambda out, group: _mfu(out["flops_useful"], out["wall_s"], out["gemm_peak_flops"]),
+    "mean_tokens_per_seq": lambda out, group: safe_ratio(out["real_tokens"], out["n_sequences"]),
+    "j_per_1k_tokens": lambda out, group: (safe_ratio(out["energy_j"], (out["real_tokens"] or 0) / 1000)
+                                           if out["energy_j"] else None),
+    "pass_wall_s": lambda out, group: _summed_passes(group),
+    "throughput_tok_s_ci95": lambda out, group: _interval(per_pass_rates(out["real_tokens"] or 0,
+                                                                         _summed_passes(group))),
+}
+
+
+def _recipe(name: str) -> Callable[[dict[str, Any], list[dict[str, Any]]], Any]:
+    if name not in _RECOMPUTE:
+        raise ValueError(f"metric '{name}' is declared 'recompute' but rows.py has no recipe for its ALL value")
+    return _RECOMPUTE[name]
+
+
+def _descriptive(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ALL row's fields that are not figures: how the figures were obtained, and which languages it covers."""
+    first = group[0]
+    out = dict(accuracy_metric=first.get("accuracy_metric"), parity_ok=_all_ok([r.get("parity_ok") for r in group]),
+               is_reference=first.get("is_reference", False), langs=[r["lang"] for r in group], notes=[])
+    if first.get("partition_of"):   # dynamic-shared: whose plan these batches are
+        out["partition_of"] = first["partition_of"]
+    return out
+
+
 def _all_ok(values: Sequence[bool | None]) -> bool | None:
     vals = [v for v in values if v is not None]
     return all(vals) if vals else None
 
 
-def _summed_passes(per_language: list[list[float]]) -> list[float]:
+def _summed_passes(group: list[dict[str, Any]]) -> list[float]:
     """Pass r of an ALL row: the sum of its languages' pass r, over the passes every language has (languages keep
     equal counts unless --min-seconds gave a short one extra rounds)."""
+    per_language = [r.get("pass_wall_s") or [] for r in group]
     if not per_language or any(not p for p in per_language):
         return []
     n = min(len(p) for p in per_language)
@@ -155,9 +186,6 @@ def _interval(values: list[float]) -> list[float] | None:
     return [found[0], found[1]] if found else None
 
 
-# A speedup pairs rows that differ only in their batching.
-_PAIR_KEY = ("scenario", "task", "lang", "model", "backend", "device", "dtype", "offered_qps", "shard")
-
 
 def add_intervals(rows: Sequence[dict[str, Any]]) -> None:
     """Set `speedup` and `speedup_ci95` on every row that has a reference partner (static, else static-longest:
@@ -165,7 +193,9 @@ def add_intervals(rows: Sequence[dict[str, Any]]) -> None:
     records the interval method in `interval_method`."""
     groups: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
-        groups[tuple(row.get(k) for k in _PAIR_KEY)][str(row.get("batching"))] = row
+        # A speedup pairs rows that differ only in their batching.
+        partners = (replace(RowKey.of(row), batching=None), row.get("offered_qps"), row.get("shard"))
+        groups[partners][str(row.get("batching"))] = row
         if row.get("pass_wall_s"):
             row["interval_method"] = INTERVAL_METHOD
     for by_batching in groups.values():

@@ -2,48 +2,78 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
+from .metric_defs import declared
 
 log = logging.getLogger("xlt_bench")
 
 SCHEMA_VERSION = 1
 
-# Every row has at least these keys (null where a value is not meaningful, never a placeholder number).
-ROW_FIELDS = (
-    "task", "lang", "model", "backend", "device", "dtype", "batching",
-    "n_examples", "n_batches", "real_tokens", "padded_tokens", "padding_waste",
-    "wall_s", "throughput_seq_s", "throughput_tok_s",
-    "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
-    "flops_useful", "flops_executed", "mfu", "accuracy", "agreement",
-)
+@dataclass(frozen=True)
+class RowKey:
+    """What one measurement is of: built once per measurement, written into its row by `fields()`.
 
-# A row is identified by these; the gate and compare match rows on them. Rows written before scenarios existed
-# lack "scenario" (they are offline); a server row's policy stands in the batching's place (its `batching` is null;
-# rows written before it had a `policy` field hold the policy in `batching`), and its offered load follows.
+    A server row's policy has its own field (its `batching` is null); offline and train rows carry no `policy` key.
+    """
+    task: str
+    lang: str
+    model: str
+    backend: str
+    device: str
+    dtype: str
+    batching: str | None
+    scenario: str = "offline"
+    policy: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The row's identity fields (DESIGN §4), in file order."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if out["policy"] is None:
+            del out["policy"]
+        return out
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> RowKey:
+        """The key of a row read back. Rows written before scenarios existed lack "scenario" (they are offline);
+        server rows written before the `policy` field hold the policy in `batching`."""
+        return cls(**{f.name: row.get(f.name) for f in dataclasses.fields(cls) if f.name != "scenario"},
+                   scenario=row.get("scenario") or "offline")
+
+    @property
+    def configuration(self) -> str | None:
+        """What was compared within the scenario: the batching strategy, or a server row's policy."""
+        return self.policy if self.policy is not None else self.batching
+
+
+# Identity fields every row has; "scenario" and "policy" came later, so files without them stay readable.
+IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(RowKey) if f.name not in ("scenario", "policy"))
+# Every row has at least these keys (null where a value is not meaningful, never a placeholder number): the identity
+# and the catalogue's required metrics.
+ROW_FIELDS = IDENTITY_FIELDS + tuple(m.name for m in declared(required=True))
+
+# A row is identified by these; the gate and compare match rows on them. A server row's policy stands in the
+# batching's place, and its offered load follows.
 ROW_KEY = ("scenario", "task", "lang", "backend", "dtype", "batching")
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
-    key = tuple(str(_key_part(row, k)) for k in ROW_KEY)
+    key = RowKey.of(row)
+    key_parts = (key.scenario, key.task, key.lang, key.backend, key.dtype, key.configuration)
+    out = tuple(str(part) for part in key_parts)
     if row.get("offered_qps") is not None:
-        key += (f"{row['offered_qps']:g}qps",)
+        out += (f"{row['offered_qps']:g}qps",)
     if row.get("shard"):  # a merged sweep: the shard (a hash of its configuration) tells models/devices apart
-        key += (f"shard={row['shard']}",)
-    return key
-
-
-def _key_part(row: dict[str, Any], k: str) -> Any:
-    if k == "batching" and row.get("policy") is not None:
-        return row["policy"]
-    value = row.get(k)
-    return value if value is not None else ("offline" if k == "scenario" else None)
+        out += (f"shard={row['shard']}",)
+    return out
 
 
 ALL_LANGS = "ALL"

@@ -10,36 +10,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..metric_defs import declared
 from ..schema import ALL_LANGS, REFERENCE
 from ..speedup import reference_batching, speedup
 from ..strategies import headline, report_order
 
-EXTRA_FIELDS = (
-    "n_sequences", "n_truncated", "mean_tokens_per_seq", "n_repeats", "latencies_ms", "tokenize_s", "forward_s",
-    "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "gemm_peak_flops",
-    "accuracy_metric", "max_abs_diff", "parity_ok", "is_reference", "alignment_cosine", "alignment_top1", "notes",
-    "predicted_s", "packing_bound_s", "throughput_tok_s_ci95", "speedup_ci95",
-)
 RESOURCE_CLASS_NAMES = {"0": "0 left-behind", "1": "1 scraping-by", "2": "2 hopeful", "3": "3 rising star",
                         "4": "4 underdog", "5": "5 winner"}
-NUMERIC_FIELDS = (
-    "n_examples", "n_batches", "real_tokens", "padded_tokens", "padding_waste", "wall_s", "throughput_seq_s",
-    "throughput_tok_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "flops_useful", "flops_executed",
-    "mfu", "accuracy", "agreement", "n_sequences", "n_truncated", "mean_tokens_per_seq", "tokenize_s", "forward_s",
-    "harness_overhead_s", "peak_rss_mb", "cuda_max_allocated_mb", "energy_j", "j_per_1k_tokens", "max_abs_diff",
-    "alignment_cosine", "alignment_top1", "predicted_s", "packing_bound_s",
-)
+# Row fields the report reads that are not metrics: how a figure was obtained.
+DESCRIPTIVE_FIELDS = ("accuracy_metric", "parity_ok", "is_reference", "notes")
 
 
 def rows_frame(doc: dict[str, Any]) -> pd.DataFrame:
-    """All rows as a frame; extras a row lacks become NaN/None so older documents still render."""
+    """All rows as a frame, every catalogued number as a float column; fields a row lacks become NaN/None so older
+    documents still render."""
     df = pd.DataFrame(doc.get("rows", []))
-    for name in EXTRA_FIELDS:
+    for name in [m.name for m in declared(required=False)] + list(DESCRIPTIVE_FIELDS):
         if name not in df.columns:
             df[name] = None
-    for name in NUMERIC_FIELDS:
-        if name in df.columns:
-            df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
+    for metric in declared(kind="number"):
+        if metric.name in df.columns:
+            df[metric.name] = pd.to_numeric(df[metric.name], errors="coerce").astype(float)
     if len(df):
         sequences = df["n_sequences"].fillna(df["n_examples"])
         df["mean_tokens_per_seq"] = df["mean_tokens_per_seq"].fillna(df["real_tokens"] / sequences)

@@ -24,7 +24,7 @@ from ..budget import plan_budget
 from ..progress import bar
 from ..profiler import TimedSeries, prepare_batches, restore_order, wants_another_pass
 from ..rows import add_intervals, all_rows, measurement_row
-from ..schema import REFERENCE
+from ..schema import REFERENCE, RowKey
 from ..strategies import get_strategy, plan
 from ..strategies.base import PlanRequest, SharedPlan
 from .base import Outputs, Scenario, ScenarioContext
@@ -37,6 +37,7 @@ class _Config:
     ctx: ScenarioContext
     backend: Backend
     batching: str
+    key: RowKey                  # what this configuration's row measures
     index: int                   # the backend's position in the task's list (rows come out in that order)
     batches: list
     plan: Any
@@ -92,7 +93,9 @@ def _prepare(ctx: ScenarioContext, backend: Backend, encoded, batching: str, ind
     has the very same partition (dynamic-shared on the first backend is its dynamic): then it reuses that one."""
     lengths = encoded.lengths
     batches, plan = plan_batches(ctx, lengths, batching, _max_length(ctx, lengths))
-    config = _Config(ctx, backend, batching, index, batches, plan)
+    key = RowKey(task=encoded.task, lang=encoded.lang, model=ctx.cfg.model, backend=backend.name,
+                 device=ctx.cfg.device, dtype=backend.dtype, batching=batching, scenario="offline")
+    config = _Config(ctx, backend, batching, key, index, batches, plan)
     partition = (index, tuple((type(b).__name__, b.padded_len, *b.indices.tolist()) for b in batches))
     if partition in partitions:
         config.same_as = partitions[partition]
@@ -137,7 +140,7 @@ def _finish(config: _Config, encoded) -> None:
     if config.same_as is not None:   # its source comes earlier in the list, so is finished already
         source = config.same_as
         config.row = copy.deepcopy(source.row)
-        config.row.update(batching=config.batching, warmup_s=0.0,
+        config.row.update(config.key.fields(), warmup_s=0.0,
                           notes=[f"same batches as {source.batching}: its measurement is reused"])
         config.outputs = source.outputs
     else:
@@ -165,10 +168,8 @@ def _row_of(config: _Config, encoded) -> tuple[dict[str, Any], list[np.ndarray]]
     from ..trackers import joules_per_1k_tokens
     ctx, cfg, backend = config.ctx, config.ctx.cfg, config.backend
     m = config.series.measurement()
-    ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=backend.name, device=cfg.device,
-                 dtype=backend.dtype, batching=config.batching, scenario="offline", attn=ctx.bundle.attn)
-    row = measurement_row(ident=ident, lengths=encoded.lengths, n_examples=encoded.n_examples, measurement=m,
-                          flops_shape=ctx.flops_shape)
+    row = measurement_row(key=config.key, lengths=encoded.lengths, n_examples=encoded.n_examples, measurement=m,
+                          flops_shape=ctx.flops_shape, attn=ctx.bundle.attn)
     energies = config.energy_j   # per pass: the row's energy is that of one mean pass
     energy_j = float(np.mean(energies)) if energies and all(e is not None for e in energies) else None
     row.update(n_truncated=encoded.n_truncated, tokenize_s=encoded.tokenize_s,

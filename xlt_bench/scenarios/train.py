@@ -27,6 +27,7 @@ from ..progress import bar
 from ..profiler import Measurement
 from ..tasks import IGNORE_LABEL
 from ..rows import measurement_row
+from ..schema import RowKey
 from ..strategies import get_strategy, plan
 from ..strategies.base import PlanRequest
 from .base import Outputs, Scenario, ScenarioContext
@@ -139,11 +140,10 @@ class StepRunner:
                 walls.append(wall)
         m = Measurement(batches=list(batches), latencies_ms=latencies, pass_wall_s=walls, outputs=[],
                         warmup_shapes=warmed, warmup_s=warmup_s)
-        ident = dict(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=self.backend.name,
-                     device=cfg.device, dtype=self.backend.dtype, batching=batching, scenario="train",
-                     attn=self.ctx.bundle.attn)
-        row = measurement_row(ident=ident, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
-                              flops_shape=self.ctx.flops_shape)
+        key = RowKey(task=encoded.task, lang=encoded.lang, model=cfg.model, backend=self.backend.name,
+                     device=cfg.device, dtype=self.backend.dtype, batching=batching, scenario="train")
+        row = measurement_row(key=key, lengths=lengths, n_examples=encoded.n_examples, measurement=m,
+                              flops_shape=self.ctx.flops_shape, attn=self.ctx.bundle.attn)
         row.update(flops_useful=train_useful_flops(self.ctx.flops_shape, lengths.tolist()),
                    flops_executed=train_executed_flops(self.ctx.flops_shape, [b.shape for b in batches]),
                    optimizer_flops=optimizer_flops(self.n_params, len(batches)),
