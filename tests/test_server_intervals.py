@@ -42,6 +42,8 @@ def test_next_load_doubles_halves_bisects_and_stops():
     # Both bracketed: bisect the widest, seed 1's [8, 16] (100%) before seed 0's [16, 20] (25%).
     assert next_load({8.0: [True, True], 16.0: [True, False], 20.0: [False, False]}, 2, 8.0) == 12.0
     assert next_load({20.0: [True], 20.9: [False]}, 1, 20.0) is None    # 4.5% <= 5%: done
+    # Seed 0 failed at the lowest load allowed: the other seed's bracket is still narrowed.
+    assert next_load({8.0: [False, True], 16.0: [False, False]}, 2, 8.0, min_qps=5.0) == 12.0
 
 
 @pytest.mark.parametrize("thresholds", [[30.0, 33.0, 36.0], [5.0, 80.0, 81.0]])

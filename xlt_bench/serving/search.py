@@ -57,15 +57,16 @@ def next_load(outcomes: Mapping[float, Sequence[bool]], n_seeds: int, start: flo
     if len(outcomes) >= MAX_LOADS:
         return None
     brackets = seed_brackets(outcomes, n_seeds)
-    if any(b.failed is None for b in brackets):
-        higher = max(outcomes) * 2
-        return higher if higher <= MAX_QPS else None
-    if any(b.passed <= 0 for b in brackets):
-        lower = min(outcomes) / 2
-        return lower if lower >= max(start * MIN_QPS_SHARE, min_qps) else None
-    widest = max(brackets, key=lambda b: b.width)
-    if widest.width <= rel_width:
+    higher, lower = max(outcomes) * 2, min(outcomes) / 2
+    if any(b.failed is None for b in brackets) and higher <= MAX_QPS:
+        return higher
+    if any(b.passed <= 0 for b in brackets) and lower >= max(start * MIN_QPS_SHARE, min_qps):
+        return lower
+    # Seeds that cannot be bracketed within the limits keep their open bracket; the others are narrowed.
+    closed = [b for b in brackets if b.failed is not None and b.passed > 0 and b.width > rel_width]
+    if not closed:
         return None
+    widest = max(closed, key=lambda b: b.width)
     return (widest.passed + widest.failed) / 2
 
 
