@@ -52,6 +52,9 @@ class CostModel:
     rel_error: float | None = None          # mean |predicted - measured| / measured over the probe samples
     source: str = "measured"
     key: str | None = None                  # "backend/dtype/device" the probe ran on
+    # (rows that ran out of memory, padded_len, the most rows that ran at that length) from the probe: at that
+    # length or a longer one, no plan holds more rows than ran.
+    out_of_memory: tuple[tuple[int, int, int], ...] = ()
 
     def __call__(self, rows: np.ndarray | int, padded_len: np.ndarray | int) -> np.ndarray | float:
         tokens = rows * padded_len
@@ -70,11 +73,23 @@ class CostModel:
         cancels. Rounding each ratio to the nearest power of two (in log2) means timing noise of a few percent
         leaves the partition unchanged unless a ratio lies within that noise of a bin edge."""
         if self.per_token_s <= 0:
-            return CostModel(1.0, 0.0, 0.0, self.max_tokens_measured, source="planning")
+            return CostModel(1.0, 0.0, 0.0, self.max_tokens_measured, source="planning",
+                             out_of_memory=self.out_of_memory)
         per_token = 1.0 / _pow2(self.fixed_s / self.per_token_s) if self.fixed_s > 0 else 1.0
         per_token_sq = per_token / _pow2(self.per_token_s / self.per_token_sq_s) if self.per_token_sq_s > 0 else 0.0
         fixed = 1.0 if self.fixed_s > 0 else 0.0
-        return CostModel(fixed, per_token, per_token_sq, self.max_tokens_measured, source="planning")
+        return CostModel(fixed, per_token, per_token_sq, self.max_tokens_measured, source="planning",
+                         out_of_memory=self.out_of_memory)
+
+    def max_rows(self, padded_len: int) -> int | None:
+        """The most rows a batch padded to `padded_len` may hold: no more than ran where a wider batch at this length
+        or a shorter one ran out of memory (a longer batch needs at least as much memory). None: no limit known."""
+        limits = [ran for _, length, ran in self.out_of_memory if length <= padded_len]
+        return min(limits) if limits else None
+
+    def fits_memory(self, batch: Batch) -> bool:
+        limit = self.max_rows(batch.padded_len)
+        return limit is None or batch.rows <= limit
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,7 +97,9 @@ class CostModel:
     @classmethod
     def from_dict(cls, data: dict) -> CostModel:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["out_of_memory"] = tuple(tuple(int(x) for x in shape) for shape in values.get("out_of_memory") or ())
+        return cls(**values)
 
 
 def round_up(length: int, multiple: int, cap: int | None = None) -> int:
@@ -137,7 +154,7 @@ def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *,
     budget = clamp_to_measured(int(max_tokens), cost, int(padded.max()))
     if padded.max() > budget:
         raise ValueError(f"max_tokens {budget} is smaller than one padded sequence ({padded.max()})")
-    candidates = {"greedy": _greedy_fill(order, padded, budget)}
+    candidates = {"greedy": _greedy_fill(order, padded, budget, cost)}
     if cost is None:
         return candidates["greedy"], PlanInfo("greedy", {}, budget)
     candidates["optimal"] = _optimal_partition(order, padded, budget, cost.for_planning())
@@ -145,7 +162,7 @@ def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *,
         plan = [_batch(idx, padded) for idx in _chunks(seq, batch_size)]
         # Static runs these batches whatever the budget; where the probe timed shapes this large the model holds
         # there, so they stay candidates (dynamic falls back on them) even beyond a smaller budget.
-        if all(b.padded_tokens <= max(budget, cost.max_tokens_measured or 0) for b in plan):
+        if all(b.padded_tokens <= max(budget, cost.max_tokens_measured or 0) and cost.fits_memory(b) for b in plan):
             candidates[name] = plan
     tie = cost.tie_break_per_token()
     scored = {name: (predict_seconds(cost, plan), tie * sum(b.padded_tokens for b in plan))
@@ -172,15 +189,21 @@ def _batch(indices: np.ndarray, padded: np.ndarray) -> Batch:
     return Batch(indices, int(padded[indices].max()))
 
 
-def _greedy_fill(order: np.ndarray, padded: np.ndarray, budget: int) -> list[Batch]:
-    """Length-sorted sequences added to the current batch while rows x longest stays within the budget."""
+def _greedy_fill(order: np.ndarray, padded: np.ndarray, budget: int, cost: CostModel | None = None) -> list[Batch]:
+    """Length-sorted sequences added to the current batch while rows x longest stays within the budget (and below
+    the shapes that ran out of memory)."""
     batches, start = [], 0
     for end in range(1, len(order) + 1):
-        if end < len(order) and (end + 1 - start) * padded[order[end]] <= budget:
+        if end < len(order) and _rows_fit(end + 1 - start, int(padded[order[end]]), budget, cost):
             continue
         batches.append(_batch(order[start:end], padded))
         start = end
     return batches
+
+
+def _rows_fit(rows: int, plen: int, budget: int, cost: CostModel | None) -> bool:
+    limit = cost.max_rows(plen) if cost is not None else None
+    return rows * plen <= budget and (limit is None or rows <= limit)
 
 
 def _optimal_partition(order: np.ndarray, padded: np.ndarray, budget: int, cost: CostModel) -> list[Batch]:
@@ -196,7 +219,8 @@ def _optimal_partition(order: np.ndarray, padded: np.ndarray, budget: int, cost:
     choice = np.zeros(n + 1, dtype=np.int64)
     for j in range(1, n + 1):
         plen = int(sorted_pad[j - 1])
-        starts = np.arange(j - min(j, budget // plen), j)   # candidate first items i (batch = items i..j-1)
+        most = budget // plen if cost.max_rows(plen) is None else max(1, min(budget // plen, cost.max_rows(plen)))
+        starts = np.arange(j - min(j, most), j)   # candidate first items i (batch = items i..j-1)
         rows = j - starts
         totals = best[starts] + cost(rows, plen) + tie * rows * plen
         k = int(np.argmin(totals))

@@ -208,6 +208,7 @@ class _Probe:
     started: float = field(default_factory=time.perf_counter)
     samples: list = field(default_factory=list)        # (rows, padded_len, fastest seconds)
     spreads: list = field(default_factory=list)        # relative s.d. of each shape's repeats
+    out_of_memory: list = field(default_factory=list)  # (rows that failed, padded_len, most rows that ran there)
     best_rate: float = 0.0
 
     def time(self, rows: int, plen: int) -> float:
@@ -306,6 +307,7 @@ def probe_cost_model(backend: Backend, vocab_size: int, pad_id: int, max_length:
                       search_curve=[[t, round(r, 1)] for t, r in zip(tokens, rates)])
     key = f"{backend.name}/{backend.dtype}/{backend.device}"
     model = without_unresolved_terms(fit_cost_model(probe.samples, key=key), probe.samples, tolerance)
+    model = dataclasses.replace(model, out_of_memory=tuple(sorted(set(probe.out_of_memory))))
     return model, probe.samples, int(budget)
 
 
@@ -341,6 +343,7 @@ def _search(probe: _Probe, typical: int, cap: int) -> tuple[list[int], list[floa
             if not (tokens and is_out_of_memory(exc)):
                 raise
             _free_device_memory(probe.backend)
+            probe.out_of_memory.append((rows, typical, rows // 2))   # the search doubles: half of it ran
             return tokens, rates, "memory"   # the budget stays within what ran
         tokens.append(rows * typical)
         rates.append(rows * typical / last_s)
@@ -363,13 +366,21 @@ def _fit_shape(probe: _Probe, rows: int, plen: int) -> None:
         return
     if rows > 1 and probe.best_rate and not probe.affords(rows, plen, rows * plen / probe.best_rate):
         return
-    try:
-        probe.time(rows, plen)
-    except Exception as exc:  # noqa: BLE001 - as in the search
-        if rows == 1 or not is_out_of_memory(exc):
-            raise
-        # Attention's L^2 memory at a long length: unmeasured, so the planner stays below it.
-        _free_device_memory(probe.backend)
+    failed = None
+    while True:
+        try:
+            probe.time(rows, plen)
+            break
+        except Exception as exc:  # noqa: BLE001 - as in the search
+            if rows == 1 or not is_out_of_memory(exc):
+                raise
+            # Attention's L^2 memory at a long length: halve until a batch runs, so the planner keeps to what ran.
+            _free_device_memory(probe.backend)
+            failed, rows = rows, rows // 2
+            if (rows, plen) in {(a, b) for a, b, _ in probe.samples}:
+                break
+    if failed:
+        probe.out_of_memory.append((failed, plen, rows))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

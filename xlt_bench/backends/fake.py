@@ -28,6 +28,8 @@ class FakeCost:
     per_token_us: float = 0.0       # per padded token (rows * L)
     per_token_sq_ns: float = 0.0    # per padded token per position (rows * L * L: attention)
     noise: float = 0.0              # each call is multiplied by uniform(1 - noise, 1 + noise)
+    oom_tokens_sq: float = 0.0      # a call with rows * L * L above this runs out of memory, as attention's
+                                    # scores would (0: never)
     seed: int = 0
 
     def seconds(self, rows: int, padded_len: int) -> float:
@@ -80,6 +82,8 @@ class FakeBackend(Backend):
 
     def forward(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
         rows, plen = prepared["input_ids"].shape
+        if self.cost.oom_tokens_sq and rows * plen * plen > self.cost.oom_tokens_sq:
+            raise MemoryError(f"fake backend: out of memory at {rows} x {plen}")
         self.call_started.append(time.perf_counter())
         seconds = self.cost.seconds(rows, plen)
         if self.cost.noise:
