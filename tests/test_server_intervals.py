@@ -284,3 +284,15 @@ def test_trace_repeats_replay_the_same_requests(tmp_path, monkeypatch):
     assert row["n_seeds"] == 2 and "service noise only" in row["max_qps_method"]
     per_seed = [[(r[0], r[4]) for r in row["requests"] if r[-1] == s] for s in (0, 1)]
     assert per_seed[0] == per_seed[1] and len(per_seed[0]) == 40
+
+
+def test_report_says_why_a_policy_has_no_max_qps():
+    from xlt_bench.report.server_report import search_notes, server_frame
+    rows = [_row("token-budget", None, None, [None, 9.0], max_qps_bracket_by_seed=[[0.0, 8.0], [9.0, 9.4]],
+                 max_qps_resolved=True),
+            _row("length-bucketed", 15.0, None, [15.0, 16.0], max_qps_bracket_by_seed=[[15.0, 15.5], [16.0, 20.0]],
+                 max_qps_resolved=False)]
+    notes = search_notes(server_frame({"rows": rows}))
+    assert len(notes) == 2
+    assert "token-budget: seed 0 sustained no load served (lowest failed: 8 QPS)" in notes[0]
+    assert "length-bucketed" in notes[1] and "wider than the 5% target" in notes[1]

@@ -84,6 +84,25 @@ def indistinguishable(df: pd.DataFrame) -> list[str]:
     return found
 
 
+def search_notes(df: pd.DataFrame) -> list[str]:
+    """Why a policy has no max QPS or a bracket wider than the target: per seed, what the search could establish."""
+    notes = []
+    for (backend, dtype, policy), group in df.groupby(["backend", "dtype", "policy"], sort=False):
+        first, before = group.iloc[0], len(notes)
+        brackets = as_list(first.get("max_qps_bracket_by_seed")) or []
+        for seed, (passed, failed) in enumerate(brackets):
+            if not passed:
+                notes.append(f"{backend}/{dtype} {policy}: seed {seed} sustained no load served (lowest failed: "
+                             f"{sig(failed)} QPS), so the policy has no max QPS estimate")
+            elif failed is None:
+                notes.append(f"{backend}/{dtype} {policy}: seed {seed} sustained every load served, up to "
+                             f"{sig(passed)} QPS (a lower bound)")
+        resolved = first.get("max_qps_resolved")
+        if resolved is not None and not pd.isna(resolved) and not bool(resolved) and len(notes) == before:
+            notes.append(f"{backend}/{dtype} {policy}: some seed's bracket is wider than the 5% target")
+    return notes
+
+
 def as_list(cell) -> list | None:
     """A list cell of the frame (an interval or per-seed values), None when absent."""
     return list(cell) if isinstance(cell, (list, tuple)) else None
@@ -190,6 +209,9 @@ def server_blocks(doc: dict[str, Any]) -> tuple[list[Block], dict[str, Chart]]:
         table(p99_by_language(df), "p99 latency (ms) per language at each policy's highest sustained load"),
         plot("server_batch_rows", "Rows per batch at each policy's highest sustained load"),
     ]
+    notes = search_notes(df) if "max_qps_bracket_by_seed" in df.columns else []
+    if notes:
+        blocks.append(bullets(notes))
     if len(overloaded):
         blocks.append(bullets([f"{r['policy']} @ {sig(r['offered_qps'])} QPS: {n}" for _, r in overloaded.iterrows()
                                for n in r["notes"]]))
