@@ -140,7 +140,8 @@ def _display(sub: pd.DataFrame, compared: list[str]) -> pd.DataFrame:
 
 
 def _limits(intervals: tuple[int, int], doc: dict) -> list[str]:
-    out = []
+    out = ["the interval of the mean over languages resamples languages: it describes how the speedup varies "
+           "between languages, not each language's measurement noise (the per-language intervals do)"]
     have, total = intervals
     if have < total:
         out.append(f"{total - have} of {total} per-language speedups carry no measured interval (rows without "

@@ -90,6 +90,8 @@ class ModelsStudy(Study):
         first = _label(same) + " ".join(sentences)
         if same:
             limits.insert(0, same)
+        limits.append("intervals over languages resample languages: they describe how the ratio varies between "
+                      "languages, not each language's measurement noise")
         limits.append("per-language ratio intervals combine the two rows' own 95% throughput intervals "
                       "conservatively (lo ÷ hi, hi ÷ lo): they cover at least 90%, and are missing where a row has "
                       "no interval")
