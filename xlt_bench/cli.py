@@ -320,16 +320,16 @@ def cmd_run(args) -> int:
         from .estimate import describe_estimate, estimate
         from .preflight import describe, preflight
         plan = preflight(cfg, out, force=args.force)
-        for line in describe(cfg, plan) + describe_estimate(estimate(cfg, plan.pairs)):
+        from .report.console import dry_run_notes
+        for line in describe(cfg, plan) + describe_estimate(estimate(cfg, plan.pairs)) + dry_run_notes(cfg):
             print(line)
-        if cfg.scenario == "server":
-            print(f"server: each policy runs {cfg.duration:g} s of arrivals per offered load on top of this")
         return 0
     from .pipeline import run
     doc = run(cfg, out, force=args.force)
     if not args.no_report:
         _render(out)
-    _print_summary(doc, out)
+    from .report.console import finished_run
+    print(finished_run(doc, out))
     return 0
 
 
@@ -351,12 +351,6 @@ def config_toml(cfg) -> str:
 def _render(out: Path) -> None:
     from .report import render_run
     render_run(out)
-
-
-def _print_summary(doc: dict, out: Path) -> None:
-    from .report import console_summary
-    print(console_summary(doc))
-    print(f"results: {out / 'results.json'}")
 
 
 def cmd_report(args) -> int:
@@ -450,20 +444,14 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_train_cost(args) -> int:
-    from .report.train_cost import render_train_cost
+    from .report.train_cost import render_train_cost, train_cost_notes
     from .schema import load_results
     from .train_cost import ACCELERATORS, estimate, load_plan
     plan = load_plan(args.plan)
     measured_path = args.measured or plan.measured
     measured = load_results(measured_path) if measured_path else None
     rows = estimate(plan, measured)
-    accel = ACCELERATORS[plan.accelerator]
-    notes = [f"{plan.accelerator}: {accel['source']}; hours = executed FLOPs / (peak x MFU {plan.mfu:.0%}), energy "
-             f"= hours x {accel['watts']} W board power: projections, not measurements",
-             f"hours here: useful training FLOPs / the useful FLOP/s measured in `{measured_path}` ({plan.dtype})"
-             if measured else "hours here: none (give --measured RUN_DIR of an `xlt-bench run --scenario train`)",
-             "dynamic padding share: simulated greedy fill of length-sorted sequences up to batch_size x max_length "
-             "tokens; static pads every sequence to max_length"]
+    notes = train_cost_notes(plan, ACCELERATORS[plan.accelerator], measured_path, measured is not None)
     meta = {"plan": args.plan, "accelerator": plan.accelerator, "mfu": plan.mfu, "dtype": plan.dtype,
             "measured": measured_path, "notes": notes}
     for path in render_train_cost(rows, meta, Path(args.out)):

@@ -30,10 +30,11 @@ from .batching import CostModel
 from .config import RunConfig
 from .errors import InputError, RunTerminated
 from .flops import EncoderShape
-from .models import build_model, ffn_sizes
+from .models import build_model
 from .preflight import Plan, preflight
 from .profiler import probe_cost_model
-from .rows import apply_peak
+from .run_peaks import apply_run_peaks, merge_peaks
+from .run_peaks import measure_run_peaks as _measure_peaks
 from .scenarios import get_scenario
 from .scenarios.base import ScenarioContext, StageClock
 from .schema import atomic_write_text, results_document, write_results
@@ -92,7 +93,7 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
 def _measure_all(cfg: RunConfig, plan: Plan, run_meta: dict, clock: StageClock, rows: list[dict[str, Any]]) -> None:
     """Measure every task into `rows` (in place, so a later failure still has the finished tasks' rows)."""
     with clock("gemm_peaks"):
-        run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs)
+        run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs, _say)
     cost_models: dict[tuple[str, str], tuple[CostModel | None, int]] = {}
     by_task = run_meta.setdefault("peak_rss_mb_by_task", {})
     for spec in plan.specs:
@@ -102,10 +103,8 @@ def _measure_all(cfg: RunConfig, plan: Plan, run_meta: dict, clock: StageClock, 
     with clock("gemm_peaks"):
         # Again at the end: the peak is the best the machine showed during the run, so a busy moment at
         # start-up cannot inflate MFU.
-        _merge_peaks(run_meta["env"]["gemm_peaks"], _measure_peaks(cfg, plan.pairs))
-    for row in rows:
-        library = get_backend_class(row["backend"]).gemm_library
-        apply_peak(row, _peak_for(run_meta, library, row["dtype"]))
+        merge_peaks(run_meta["env"]["gemm_peaks"], _measure_peaks(cfg, plan.pairs, _say))
+    apply_run_peaks(rows, run_meta["env"]["gemm_peaks"])
 
 
 def _aggregate(cfg: RunConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,34 +158,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
     frame = pd.DataFrame([{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in rows])
     atomic_write_text(path, frame.to_csv(index=False))
-
-
-# --- GEMM peaks (MFU denominators) -------------------------------------------------------------------------------
-
-def _measure_peaks(cfg: RunConfig, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    from .peak import measure_peaks
-    needed = sorted({(get_backend_class(b).gemm_library, d) for b, d in pairs})
-    _say("measuring GEMM peaks for MFU: " + ", ".join(f"{lib}/{d}" for lib, d in needed))
-    # Timed on the model's own feed-forward GEMM (hidden -> intermediate); not a preset: a base model's.
-    hidden, intermediate = ffn_sizes(cfg.model) or (None, None)
-    return measure_peaks(needed, cfg.device, cfg.threads, hidden=hidden, intermediate=intermediate)
-
-
-def _merge_peaks(peaks: dict[str, Any], again: dict[str, Any]) -> None:
-    """Keep both measurements of each peak and the best of them as `peak_flops_per_s`."""
-    for key, entry in again.items():
-        runs = [e for e in (peaks.get(key), entry) if e]
-        rates = [e.get("flops_per_s_best") or e.get("flops_per_s") for e in runs]
-        peaks[key] = {**runs[0], "measurements_flops_per_s": rates,
-                      "peak_flops_per_s": max((r for r in rates if r), default=None)}
-
-
-def _peak_for(run_meta: dict, library: str, dtype: str) -> float | None:
-    """The MFU denominator: the fastest GEMM rate measured for this library and dtype during the run."""
-    entry = run_meta["env"].get("gemm_peaks", {}).get(f"{library}/{dtype}")
-    if not entry:
-        return None
-    return entry.get("peak_flops_per_s") or entry.get("flops_per_s_best") or entry.get("flops_per_s")
 
 
 # --- one task: model, workload, every backend through the scenario ------------------------------------------------

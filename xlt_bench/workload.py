@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .models import ModelBundle
 from .tasks import TaskSpec, resolve_langs
 
 log = logging.getLogger("xlt_bench")
+
+
+class ModelFacts(Protocol):
+    """The four facts about the model that encoding needs (a models.ModelBundle has them)."""
+    vocab_size: int          # synthetic ids are drawn below it; real ids are checked against it
+    pad_id: int
+    max_positions: int       # caps --max-length
+    takes_token_types: bool  # whether segment ids are produced
 
 
 @dataclass
@@ -20,7 +27,7 @@ class Workload:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
 
-def load_workload(cfg, spec: TaskSpec, bundle: ModelBundle, examples: dict[str, list[dict]] | None = None,
+def load_workload(cfg, spec: TaskSpec, bundle: ModelFacts, examples: dict[str, list[dict]] | None = None,
                   tokenizer: Any = None) -> Workload:
     """Tokenize (or synthesise) every language of a task. `examples` (lang -> examples) and `tokenizer` are what the
     run's preflight already read, so data is not read twice."""

@@ -1,7 +1,9 @@
-"""The short table printed when a run finishes: one line per all-language configuration."""
+"""What the run command prints: the short table when a run finishes (one line per all-language configuration), and
+the notes beside a dry run's plan."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from . import tables
@@ -33,3 +35,15 @@ def console_summary(doc: dict[str, Any]) -> str:
 
     base = "speedup = useful tok/s ÷ the same backend/dtype's static run"
     return "\n".join([fmt(COLUMNS), fmt(["-" * w for w in widths]), *map(fmt, lines), base])
+
+
+def finished_run(doc: dict[str, Any], out: Path) -> str:
+    """The summary table and where the results are."""
+    return f"{console_summary(doc)}\nresults: {Path(out) / 'results.json'}"
+
+
+def dry_run_notes(cfg) -> list[str]:
+    """What a dry run's estimate leaves out."""
+    if cfg.scenario == "server":
+        return [f"server: each policy runs {cfg.duration:g} s of arrivals per offered load on top of this"]
+    return []

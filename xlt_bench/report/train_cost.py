@@ -15,6 +15,16 @@ from .markdown import render_markdown
 from .plots import Chart, colour_of, plt, to_png
 
 
+def train_cost_notes(plan, accelerator: dict[str, Any], measured_path: str | None, measured: bool) -> list[str]:
+    """How the projection's hours and energy were obtained (the plan's accelerator, MFU and measured run)."""
+    return [f"{plan.accelerator}: {accelerator['source']}; hours = executed FLOPs / (peak x MFU {plan.mfu:.0%}), "
+            f"energy = hours x {accelerator['watts']} W board power: projections, not measurements",
+            f"hours here: useful training FLOPs / the useful FLOP/s measured in `{measured_path}` ({plan.dtype})"
+            if measured else "hours here: none (give --measured RUN_DIR of an `xlt-bench run --scenario train`)",
+            "dynamic padding share: simulated greedy fill of length-sorted sequences up to batch_size x max_length "
+            "tokens; static pads every sequence to max_length"]
+
+
 def render_train_cost(rows: list[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     frame = pd.DataFrame(rows)

@@ -22,6 +22,7 @@ from ..backends.base import Backend
 from ..budget import plan_budget
 from ..flops import executed_flops, useful_flops
 from ..metric_defs import Metric, register
+from ..schema import ALL_LANGS, RowKey
 from ..serving.arrivals import load_trace, poisson_arrivals
 from ..serving.combine import combine_seeds
 from ..serving.loop import serve, summarise
@@ -241,10 +242,10 @@ class _LoadRunner:
         stats = combine_seeds([s for s, _ in runs])
         done = [r.length for _, run in runs for r in run.requests if r.id in run.end]
         duration = runs[0][0]["duration_s"]
+        key = RowKey(task=self.ctx.workload.task.name, lang=ALL_LANGS, model=cfg.model, backend=self.backend.name,
+                     device=cfg.device, dtype=self.backend.dtype, batching=None, scenario="server", policy=policy)
         row: dict[str, Any] = dict(
-            task=self.ctx.workload.task.name, lang="ALL", model=cfg.model, backend=self.backend.name,
-            device=cfg.device, dtype=self.backend.dtype, batching=None, scenario="server", policy=policy,
-            policy_options=options,
+            **key.fields(), policy_options=options,
             offered_qps=qps if qps is not None else len(self.trace) / max(duration, 1e-9), slo_ms=cfg.slo_ms,
             duration_s=duration, arrival_seed_indices=list(range(len(runs))), n_examples=stats["n_requests"],
             n_sequences=stats["n_requests"], wall_s=sum(s["wall_s"] for s, _ in runs),
