@@ -95,7 +95,7 @@ def gemm_rates(cfg: RunConfig, pairs: list[tuple[str, str]], baseline: dict[str,
     measured = measure_peaks(needed, cfg.device, cfg.threads, seconds=seconds)
     stored = ((baseline or {}).get("run", {}).get("env", {}) or {}).get("gemm_peaks", {})
     rates, sources = {}, set()
-    # The fastest call, as the MFU denominator is (pipeline._peak_for): the baseline's efficiencies are relative to it.
+    # The fastest call, as the MFU denominator is (run_peaks.peak_for): the baseline's efficiencies are relative to it.
     for key, entry in measured.items():
         rate, source = entry.get("flops_per_s_best"), "measured now"
         if not rate:
