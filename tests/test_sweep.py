@@ -228,3 +228,83 @@ def test_sweep_summary_divides_by_the_same_backends_static_row():
     assert "| onnxruntime | fp32 | dynamic | 1,000 | 2.50× |" in text   # ÷ its own static (400), not eager's
     assert "| eager | fp32 | dynamic | 200 | 2.00× |" in text
     assert "| fake | fp32 | dynamic | — | — |" in text
+
+
+@pytest.mark.slow
+def test_two_workers_in_other_directories_merge_every_row(tmp_path, monkeypatch):
+    """Workers that share no working directory with the driver (as a cluster's nodes): the sweep's relative --out
+    lands in each worker's own directory, and every row still reaches the merge (returned with the result)."""
+    from pathlib import Path
+
+    from xlt_bench.sweep.executors import run_local
+    from xlt_bench.sweep.merge import merge
+    grid = _grid(tmp_path, GRID.replace("threads = [1, 2]", "threads = [1]"))
+    shards = load_sweep(grid)
+    (tmp_path / "driver").mkdir()
+    (tmp_path / "workers").mkdir()
+    monkeypatch.chdir(tmp_path / "driver")
+    status: dict = {}
+    run_local(shards, Path("out"), lambda shard, result: status.__setitem__(shard.id, result), workers=2,
+              worker_cwd=str(tmp_path / "workers"))
+    on_workers = {p.parent.name for p in (tmp_path / "workers").glob("worker-*/out/shards/*/results.json")}
+    assert on_workers == {s.id for s in shards}                  # each shard ran in a worker's own directory
+    assert not (tmp_path / "driver" / "out").exists()          # nothing reached the driver's disk
+    doc = merge(shards, Path("out"), status, str(grid))
+    assert {r["shard"] for r in doc["rows"]} == {s.id for s in shards} and len(doc["rows"]) == 2 * 6
+    assert all((tmp_path / "driver" / "out" / "shards" / s.id / "results.json").is_file() for s in shards)
+
+
+def test_a_finished_shard_whose_rows_are_nowhere_is_named_and_refused(tmp_path):
+    from xlt_bench.sweep.merge import merge
+    grid = _grid(tmp_path, GRID.replace("threads = [1, 2]", "threads = [1]"))
+    shards = load_sweep(grid)
+    with pytest.raises(InputError) as err:
+        merge(shards, tmp_path / "out", {s.id: {"shard": s.id, "status": "done"} for s in shards}, str(grid))
+    assert all(s.id in str(err.value) for s in shards) and "model=tiny-mbert" in str(err.value)
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert written["run"]["incomplete"] is True and {e["status"] for e in written["run"]["shards"]} == {"lost"}
+
+
+def test_shards_without_threads_get_a_core_group_each(monkeypatch):
+    from xlt_bench.sweep import executors
+
+    class FakeRay:
+        @staticmethod
+        def nodes():
+            return [{"Alive": True, "Resources": {"CPU": 8.0}}, {"Alive": True, "Resources": {"CPU": 4.0}},
+                    {"Alive": False, "Resources": {"CPU": 2.0}}]
+    assert executors._node_cpus(FakeRay) == 4                   # the smallest live node's cores
+    seen = []
+    monkeypatch.setattr(executors, "run_shard", lambda config, directory, shard_id, **kw: seen.append(kw) or
+                        {"shard": shard_id, "status": "done"})
+    unset, set_ = (load_sweep_text(t) for t in ("", "threads = [3]"))
+    executors._attempt(unset, __import__("pathlib").Path("out"), threads=2)
+    executors._attempt(set_, __import__("pathlib").Path("out"), threads=2)
+    assert seen == [{"threads": 2}, {}]                        # a configured thread count is left alone
+
+
+def load_sweep_text(extra: str):
+    import tempfile
+    from pathlib import Path
+    text = GRID.replace("threads = [1, 2]", extra).replace('models = ["tiny-xlmr", "tiny-mbert"]',
+                                                           'models = ["tiny-xlmr"]')
+    path = Path(tempfile.mkdtemp()) / "sweep.toml"
+    path.write_text(text)
+    return load_sweep(path)[0]
+
+
+@pytest.mark.slow
+def test_resume_says_when_a_shard_was_measured_at_another_code_version(tmp_path, local_sweep):
+    grid, first, _ = local_sweep
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    victim = load_results(out)["run"]["shards"][0]["id"]
+    path = out / "shards" / victim / "results.json"
+    doc = json.loads(path.read_text())
+    doc["run"]["git_sha"], doc["run"]["git_dirty"] = "0123456789abcdef", False
+    path.write_text(json.dumps(doc))
+    said: list[str] = []
+    again = sweep(str(grid), out, say=said.append)
+    changed = [m for m in said if "code version 0123456789abcdef" in m]
+    assert len(changed) == 1 and victim in changed[0]
+    assert any("0123456789abcdef" in n for n in again["run"]["notes"])

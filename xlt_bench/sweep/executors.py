@@ -1,9 +1,15 @@
 """Executors: `local` (in this process, or a process pool with --workers) and `ray` (a Ray cluster: each shard a
-task asking for its threads as CPUs, or a GPU; retried when a worker dies)."""
+task asking for its threads as CPUs, or a GPU; retried when a worker dies).
+
+A shard whose configuration leaves `threads` unset gets a core group of its own instead of every core: the
+machine's cores divided by the pool's workers, or one Ray node's CPUs, so that shards never oversubscribe cores.
+Every shard's results document comes back with its result, never through the driver's filesystem."""
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -20,7 +26,10 @@ Report = Callable[[Shard, dict[str, Any]], None]
 RETRIES = 2
 
 
-def run_local(shards: Sequence[Shard], out: Path, report: Report, workers: int = 1) -> None:
+def run_local(shards: Sequence[Shard], out: Path, report: Report, workers: int = 1,
+              worker_cwd: str | None = None) -> None:
+    """`worker_cwd`: each pool worker runs in a fresh directory of its own under it (as a cluster's nodes, which
+    share no working directory with the driver)."""
     bar = progress_bar(total=len(shards), desc="sweep shards", unit="shard")
     if workers <= 1:
         for shard in shards:
@@ -29,16 +38,20 @@ def run_local(shards: Sequence[Shard], out: Path, report: Report, workers: int =
         return
     todo = list(shards)
     for round_ in range(RETRIES + 1):   # a worker that dies breaks the pool: its lost shards go to a fresh one
-        todo = _pool_round(todo, out, report, workers, bar, last=round_ == RETRIES)
+        todo = _pool_round(todo, out, report, workers, bar, last=round_ == RETRIES, worker_cwd=worker_cwd)
         if not todo:
             return
 
 
-def _pool_round(shards: Sequence[Shard], out: Path, report: Report, workers: int, bar, last: bool) -> list[Shard]:
+def _pool_round(shards: Sequence[Shard], out: Path, report: Report, workers: int, bar, last: bool,
+                worker_cwd: str | None = None) -> list[Shard]:
     """Run shards in a process pool; returns those lost to a dead worker (reported as failed on the last round)."""
     lost = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_attempt, shard, out): shard for shard in shards}
+    group = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_enter_own_directory if worker_cwd else None,
+                             initargs=(worker_cwd,) if worker_cwd else ()) as pool:
+        futures = {pool.submit(_attempt, shard, out, threads=group): shard for shard in shards}
         for future in as_completed(futures):
             shard = futures[future]
             try:
@@ -56,12 +69,17 @@ def _pool_round(shards: Sequence[Shard], out: Path, report: Report, workers: int
     return lost
 
 
-def _attempt(shard: Shard, out: Path, tries: int = RETRIES + 1) -> dict[str, Any]:
+def _enter_own_directory(base: str) -> None:
+    os.chdir(tempfile.mkdtemp(prefix="worker-", dir=base))
+
+
+def _attempt(shard: Shard, out: Path, tries: int = RETRIES + 1, threads: int | None = None) -> dict[str, Any]:
     """Run a shard, retrying a failure (bounded); a shard with bad input is not retried."""
     error = None
+    group = {"threads": threads} if threads and shard.config.threads is None else {}
     for attempt in range(1, tries + 1):
         try:
-            result = run_shard(shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id)
+            result = run_shard(shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id, **group)
             return {**result, "attempts": attempt}
         except InputError as exc:
             return {"shard": shard.id, "status": "failed", "error": f"InputError: {exc}", "attempts": attempt}
@@ -77,12 +95,13 @@ def run_ray(shards: Sequence[Shard], out: Path, report: Report, address: str | N
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     remote = ray.remote(_ray_shard)
     pending = {}
+    group = _node_cpus(ray)
     for shard in shards:
-        resources = ({"num_gpus": 1, "num_cpus": 1} if shard.config.device == "cuda"
-                     else {"num_cpus": shard.config.threads or 1})
+        threads = shard.config.threads or group
+        resources = ({"num_gpus": 1, "num_cpus": 1} if shard.config.device == "cuda" else {"num_cpus": threads})
         # max_retries: Ray reruns the task when its worker process dies (OOM kill, crash, lost node).
         ref = remote.options(max_retries=RETRIES, retry_exceptions=False, **resources).remote(
-            shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id)
+            shard.config.to_dict(), str(shard_dir(out, shard.id)), shard.id, threads)
         pending[ref] = shard
     bar = progress_bar(total=len(shards), desc="sweep shards (ray)", unit="shard")
     while pending:
@@ -96,9 +115,15 @@ def run_ray(shards: Sequence[Shard], out: Path, report: Report, address: str | N
         bar.update()
 
 
-def _ray_shard(config: dict[str, Any], directory: str, shard_id: str) -> dict[str, Any]:
+def _node_cpus(ray) -> int:
+    """The CPUs of the smallest live node: a shard without a thread count takes a whole node's cores."""
+    cpus = [int(node.get("Resources", {}).get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    return max(1, min((c for c in cpus if c), default=1))
+
+
+def _ray_shard(config: dict[str, Any], directory: str, shard_id: str, threads: int | None = None) -> dict[str, Any]:
     try:
-        return run_shard(config, directory, shard_id)
+        return run_shard(config, directory, shard_id, threads)
     except InputError as exc:   # bad input: no retry, report it
         return {"shard": shard_id, "status": "failed", "error": f"InputError: {exc}"}
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..schema import ALL_LANGS, atomic_write_text, load_results, write_results
 from ..speedup import speedup_of, speedups
 from .grid import Shard
@@ -14,28 +15,52 @@ from .shards import shard_dir
 
 
 def merge(shards: list[Shard], out: Path, status: dict[str, dict[str, Any]], sweep_file: str) -> dict[str, Any]:
+    """Merge every finished shard's rows. A shard reported finished whose results neither came back with its result
+    nor lie on this machine's disk is lost: the merge is written (marked incomplete) and then refused, exit 2."""
     from ..env import run_metadata
     rows, entries = [], []
     for shard in shards:
+        reported = status.get(shard.id, {})
         entry = {"id": shard.id, "axes": shard.axes, "config": shard.config.to_dict(),
-                 **{k: v for k, v in status.get(shard.id, {}).items() if k != "shard"}}
-        results = shard_dir(out, shard.id) / "results.json"
-        if results.exists() and entry.get("status") in ("done", "skipped (complete)"):
-            doc = load_results(results)
+                 **{k: v for k, v in reported.items() if k not in ("shard", "document")}}
+        doc = _shard_document(out, shard.id, reported) if entry.get("status") in FINISHED else None
+        if doc is not None:
             env = doc["run"].get("env", {})
             entry.update(env=env, run_id=doc["run"].get("id"))
             for row in doc["rows"]:
                 rows.append({**row, "shard": shard.id, "host": env.get("hostname"), "gpu": env.get("gpu_name")})
+        elif entry.get("status") in FINISHED:
+            entry.update(status="lost", error="finished, but its results reached neither the driver nor its disk")
         entries.append(entry)
     meta = run_metadata({"sweep": sweep_file})
-    failed = [e for e in entries if e.get("status") == "failed"]
-    meta.update(incomplete=False, shards=entries, skipped=[],
+    failed = [e for e in entries if e.get("status") in ("failed", "lost")]
+    lost = [e for e in entries if e.get("status") == "lost"]
+    meta.update(incomplete=bool(lost), shards=entries, skipped=[],
                 notes=[f"shard {e['id']} failed after {e.get('attempts', '?')} attempt(s): {e.get('error')}"
-                       for e in failed],
+                       for e in failed] + [e["code_version_note"] for e in entries if e.get("code_version_note")],
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_results(out / "results.json", meta, rows)
     atomic_write_text(out / "sweep.md", summary_markdown(entries, rows))
+    if lost:
+        named = ", ".join(f"{e['id']} ({' '.join(f'{k}={v}' for k, v in e['axes'].items())})" for e in lost)
+        raise InputError(f"{len(lost)} shard(s) finished but their rows were lost: {named}; run the sweep again "
+                         "to measure them", file=str(out / "results.json"), field="shards")
     return {"run": meta, "rows": rows}
+
+
+FINISHED = ("done", "skipped (complete)")
+
+
+def _shard_document(out: Path, shard_id: str, reported: dict[str, Any]) -> dict[str, Any] | None:
+    """The shard's results: as returned by its worker (then also written beside the sweep, for report and resume),
+    else from this machine's disk (a shard finished by an earlier invocation); None when neither has it."""
+    results = shard_dir(out, shard_id) / "results.json"
+    returned = reported.get("document")
+    if returned is not None:
+        if not results.exists():
+            write_results(results, returned["run"], returned["rows"])
+        return returned
+    return load_results(results) if results.exists() else None
 
 
 def is_sweep(directory: Path) -> bool:

@@ -7,9 +7,10 @@ from typing import Any
 
 from ..errors import InputError
 from ..preflight import estimate_flops
+from ..schema import load_results
 from .grid import Shard, load_sweep
 from .merge import merge
-from .shards import is_complete, shard_dir
+from .shards import code_version, is_complete, shard_dir
 
 
 def sweep(config: str, out: Path, executor: str = "local", address: str | None = None, workers: int = 1,
@@ -24,9 +25,16 @@ def sweep(config: str, out: Path, executor: str = "local", address: str | None =
     out = Path(out)
     status: dict[str, dict[str, Any]] = {}
     todo = []
+    now = _code_version()
     for shard in shards:
         if is_complete(shard_dir(out, shard.id), shard.id):
             status[shard.id] = {"status": "skipped (complete)"}
+            then = code_version(load_results(shard_dir(out, shard.id)))
+            if then != now:
+                note = (f"shard {shard.id} ({shard.label}) was measured at code version {then or 'unknown'}, this "
+                        f"is {now or 'unknown'}: kept; delete {shard_dir(out, shard.id)} to measure it again")
+                status[shard.id]["code_version_note"] = note
+                say(f"sweep: {note}")
         else:
             todo.append(shard)
     say(f"sweep: {len(shards)} shards, {len(shards) - len(todo)} already complete, {len(todo)} to run "
@@ -45,6 +53,12 @@ def sweep(config: str, out: Path, executor: str = "local", address: str | None =
             from .executors import run_local
             run_local(todo, out, report, workers)
     return merge(shards, out, status, str(config))
+
+
+def _code_version() -> str | None:
+    from ..env import git_state
+    sha, dirty = git_state(Path(__file__).resolve().parents[2])
+    return f"{sha}{'+dirty' if dirty else ''}" if sha else None
 
 
 def dry_run_lines(shards: list[Shard]) -> list[str]:

@@ -29,11 +29,23 @@ def _tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def run_shard(config: dict[str, Any], directory: str, shard_id: str) -> dict[str, Any]:
+def run_shard(config: dict[str, Any], directory: str, shard_id: str, threads: int | None = None) -> dict[str, Any]:
     """Run one shard into `directory` (replacing an unfinished attempt). Importable by Ray workers and process
-    pools; returns a small status, the rows stay on disk."""
+    pools. Returns its status and its results document: a worker's disk need not be the driver's (another node, or
+    another working directory), so the rows travel back with the result (Ray's object store, the pool's pipe).
+    `threads` caps the worker's threads where the shard's configuration leaves them unset (its core group)."""
     from ..pipeline import run
     cfg = RunConfig(**{k: _tuple(v) for k, v in config.items()})
-    run(cfg, Path(directory), force=True)
-    return {"shard": shard_id, "host": socket.gethostname(), "status": "done"}
+    if threads and cfg.threads is None:
+        import torch
+        torch.set_num_threads(threads)
+    doc = run(cfg, Path(directory), force=True)
+    return {"shard": shard_id, "host": socket.gethostname(), "status": "done",
+            "document": {"run": doc["run"], "rows": doc["rows"]}}
+
+
+def code_version(doc: dict[str, Any]) -> str | None:
+    """The git sha (and '+dirty') a results document was measured at."""
+    sha = doc.get("run", {}).get("git_sha")
+    return f"{sha}{'+dirty' if doc['run'].get('git_dirty') else ''}" if sha else None
 
