@@ -146,7 +146,8 @@ def plan_dynamic(lengths: Sequence[int] | np.ndarray, cost: CostModel | None, *,
     Candidates: the cost-optimal contiguous partition of the length-sorted sequences (dynamic programming), a greedy
     fill of the token budget over the sorted order, and static-longest (batch_size rows) over the sorted and the
     dataset order, each where its batches lie within the budget or the range the probe measured (the model is not
-    trusted beyond it). So dynamic is never predicted slower than either static form whose shapes were probed. Without a cost model
+    trusted beyond it). So dynamic is never predicted slower than either static form whose shapes were probed.
+    Without a cost model
     (`--no-cost-model`) the greedy fill is the plan."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
