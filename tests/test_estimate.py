@@ -60,3 +60,14 @@ def test_estimate_of_a_small_fake_run_is_within_3x_of_its_duration(tmp_path):
     took = time.perf_counter() - began
     assert run.returncode == 0, run.stderr
     assert took / 3 <= estimated <= took * 3, (estimated, took)
+
+
+def test_repeat_rule_follows_min_and_max_seconds():
+    from xlt_bench.estimate import repeat_rule
+    # Two rows (xnli en, th), 3 passes of 0.1 s each per row = 0.6 s in all.
+    base = dict(model="tiny-xlmr", tasks=("xnli",), langs=("en", "th"), min_repeats=3)
+    assert repeat_rule(RunConfig(**base), 0.6) == pytest.approx(0.6)
+    # --min-seconds 1: each row passes 10 times (1.0 s) -> 2.0 s.
+    assert repeat_rule(RunConfig(**base, min_seconds=1.0), 0.6) == pytest.approx(2.0)
+    # --max-seconds 0.5 stops each row at 0.5 s -> 1.0 s.
+    assert repeat_rule(RunConfig(**base, min_seconds=0.5, max_seconds=0.5), 0.6) == pytest.approx(1.0)

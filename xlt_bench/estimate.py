@@ -126,8 +126,22 @@ def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path =
         for batching, total in flops.items():
             eff = effs.get((backend, dtype, batching), median_eff or 1.0)
             parts[(backend, dtype, batching)] = passes * total / (rate * eff) if rate else math.nan
+    parts = {key: repeat_rule(cfg, s) for key, s in parts.items()}
     startup = startup_seconds(cfg, pairs, parts)
     return Estimate(sum(parts.values()) + sum(startup.values()), parts, rates, rate_source, eff_source, startup)
+
+
+def repeat_rule(cfg: RunConfig, seconds: float) -> float:
+    """One configuration's timed seconds over all its rows under the repeat rule (profiler.wants_another_pass):
+    `seconds` holds min_repeats passes; a row keeps passing until --min-seconds, unless --max-seconds stops it."""
+    rows = max(1, sum(1 for _ in _profile_lengths(cfg)))
+    if not seconds == seconds or not seconds:
+        return seconds
+    one_pass = seconds / max(cfg.min_repeats, 1) / rows
+    per_row = max(seconds / rows, one_pass * math.ceil(cfg.min_seconds / one_pass))
+    if cfg.max_seconds is not None:
+        per_row = min(per_row, max(cfg.max_seconds, one_pass))
+    return per_row * rows
 
 
 # Start-up costs, measured on the shared 2-core development machine (`time_breakdown_s` of runs on the presets):
