@@ -64,6 +64,7 @@ def test_the_script_runs_its_gate_through_the_variables_the_test_sets():
     assert "--cost-model $BASELINE" in text and text.count("xlt-bench gate --baseline") == 3
 
 
+@pytest.mark.slow
 def test_a_planted_slowdown_fails_the_ci_gate(ci_dir):
     # Every timed batch twice as long: speedup (a ratio within the run) is unchanged, MFU halves (-50% against a 15%
     # allowance), in the run and in its rerun alike.
@@ -73,6 +74,7 @@ def test_a_planted_slowdown_fails_the_ci_gate(ci_dir):
     assert not (ci_dir / "out" / "ci-plan").exists()   # the plan check is opt-in
 
 
+@pytest.mark.slow
 def test_a_clean_run_passes_and_the_plan_check_probes_afresh(ci_dir):
     done = _ci(ci_dir, CI_PLAN_CHECK="1")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -47,6 +47,7 @@ def test_estimate_does_not_depend_on_the_working_directory(tmp_path, monkeypatch
     assert here.seconds == there.seconds and here.efficiency_source == there.efficiency_source
 
 
+@pytest.mark.slow
 def test_estimate_of_a_small_fake_run_is_within_3x_of_its_duration(tmp_path):
     dry = _xlt([*SMALL, "--dry-run", "--out", str(tmp_path / "out")], tmp_path)
     assert dry.returncode == 0, dry.stderr
