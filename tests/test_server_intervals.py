@@ -181,6 +181,7 @@ def test_report_shows_intervals_and_says_which_policies_overlap():
     assert table.at["token-budget", "÷ token-budget"] == "—"
     found = indistinguishable(df)
     assert len(found) == 1 and "token-budget" in found[0] and "length-bucketed" in found[0]
+    assert "seed-paired ratio length-bucketed ÷ token-budget 1.05×" in found[0] and "excludes 1" in found[0]
     ratio, ci = qps_ratio({"qps": 21.0, "by_seed": [20.0, 21.0, 22.0]}, {"qps": 20.0, "by_seed": [19.0, 20.0, 21.0]})
     assert ratio == pytest.approx(1.05)
     assert ci == pytest.approx(list(paired_ratio_interval([20.0, 21.0, 22.0], [19.0, 20.0, 21.0])))

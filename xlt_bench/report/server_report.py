@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..stats import paired_ratio_interval
+from ..stats import excludes_one, paired_ratio_interval
 from .blocks import Block, bullets, heading, num, para, pct, plot, sig, table, times
 from .plots import Chart, plt, to_png
 
@@ -78,9 +78,12 @@ def indistinguishable(df: pd.DataFrame) -> list[str]:
     for (backend, dtype), by_policy in policy_estimates(df).items():
         for (p, a), (q, b) in combinations(by_policy.items(), 2):
             if a["ci"] and b["ci"] and a["ci"][0] <= b["ci"][1] and b["ci"][0] <= a["ci"][1]:
+                ratio, ci = qps_ratio(b, a)
+                paired = (f"; the seed-paired ratio {q} ÷ {p} {with_interval(ratio, ci, times)} "
+                          f"{'excludes' if excludes_one(ci) else 'includes'} 1" if ci else "")
                 found.append(f"{backend}/{dtype}: {p} ({with_interval(a['qps'], a['ci'], sig)}) and {q} "
                              f"({with_interval(b['qps'], b['ci'], sig)}): max QPS intervals overlap, "
-                             "cannot be told apart")
+                             f"cannot be told apart{paired}")
     return found
 
 
