@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: install demo bench test test-fast bench-pytest bench-ci gate clean
+.PHONY: install demo bench bench-all test test-fast bench-pytest bench-ci gate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo:
 
 bench:
 	$(BIN)/xlt-bench run --config benchmarks/default.toml --out results/bench --force
+
+bench-all:
+	$(BIN)/xlt-bench run --config benchmarks/all-backends.toml --out results/bench-all --force
 
 test:
 	XLT_SHARED=$(SHARED) $(BIN)/python -m pytest -q

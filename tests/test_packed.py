@@ -3,6 +3,8 @@ fp32 static reference on every head kind and both attention implementations, and
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -259,3 +261,16 @@ def test_packed_on_a_backend_without_it_exits_2(backend, capsys):
     err = capsys.readouterr().err
     assert f"batching 'packed' needs backends with supports_packed; {backend} does not" in err
     assert "backends that can run it: eager, compile" in err
+
+
+@pytest.mark.slow
+def test_packed_runs_on_the_backends_that_can_and_notes_the_others(tmp_path):
+    """eager beside fake: packed is measured on eager only, and the run says fake skipped it."""
+    from xlt_bench.cli import main
+    out = tmp_path / "run"
+    assert main(["run", "--model", "tiny-xlmr", "--backends", "eager,fake", "--tasks", "xnli", "--langs", "en",
+                 "--limit", "6", "--batching", "static,packed", "--no-report", "--out", str(out)]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    ran = {(r["backend"], r["batching"]) for r in doc["rows"] if r["lang"] == "en"}
+    assert ran == {("eager", "static"), ("eager", "packed"), ("fake", "static")}
+    assert any("'packed' is not run on fake" in note for note in doc["run"]["notes"])

@@ -45,7 +45,7 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     from .scenarios import get_scenario
     scenario = get_scenario(cfg.scenario)()
     scenario.check(cfg, [b for b, _ in pairs])
-    _check_strategies(cfg, [b for b, _ in pairs])
+    strategy_notes = _check_strategies(cfg, [b for b, _ in pairs])
     _check_budget(cfg, specs)
     if out_dir is not None:
         check_out_dir(Path(out_dir), force=force)
@@ -54,6 +54,7 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     _check_limit(cfg)
     _check_cost_model_file(cfg, pairs)
     plan = Plan(specs=specs, langs=langs, pairs=pairs)
+    plan.notes.extend(strategy_notes)
     if cfg.shape is None and cfg.data != "synthetic":
         _read_data(cfg, plan)
     elif cfg.shape is None and cfg.tokenizer:   # the profiles must come from this tokenizer: fail now, not later
@@ -97,11 +98,16 @@ def backend_dtype_pairs(cfg: RunConfig) -> list[tuple[str, str]]:
     return pairs
 
 
-def _check_strategies(cfg: RunConfig, backends: list[str]) -> None:
-    """A batching strategy that needs a backend capability runs only on backends that declare it."""
+def _check_strategies(cfg: RunConfig, backends: list[str]) -> list[str]:
+    """A batching strategy that needs a backend capability runs only on backends that declare it (notes say which
+    backends skip it)."""
     from .backends import BACKENDS
     from .strategies import check_backends
-    check_backends(cfg.batching, list(dict.fromkeys(backends)), get_backend_class, BACKENDS.names(), file=cfg.source)
+    notes = check_backends(cfg.batching, list(dict.fromkeys(backends)), get_backend_class, BACKENDS.names(),
+                           file=cfg.source)
+    for note in notes:
+        log.warning("%s", note)
+    return notes
 
 
 def _check_budget(cfg: RunConfig, specs: list[TaskSpec]) -> None:

@@ -185,9 +185,11 @@ PROBE_REPEATS = 3
 STALL_GAIN = 0.05
 # The probe may take this share of the timed seconds the run will spend on the backend (estimated from the best
 # throughput probed so far and the useful tokens the run will time), and never less than PROBE_FLOOR_S: short runs
-# keep a usable probe, long runs a probe that grows with them instead of a fixed per-shape limit.
+# keep a usable probe (on 2 CPU cores xlmr-base needs about 20 s to double its batch up to static's 2,048-4,096
+# tokens; a 3 s floor stopped it at 128 tokens while throughput was still rising), long runs a probe that grows with
+# them instead of a fixed per-shape limit.
 PROBE_SHARE = 0.15
-PROBE_FLOOR_S = 3.0
+PROBE_FLOOR_S = 20.0
 # The auto budget's tolerance: at least this, and at least 3 x the probe's measured noise (a robust relative s.d. of
 # a shape's repeated timings), so noise alone cannot move the choice; at most MAX_TOLERANCE, beyond which a curve
 # could not tell a batch from one twice its size (a machine that noisy is reported, not trusted).

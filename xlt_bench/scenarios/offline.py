@@ -25,7 +25,7 @@ from ..progress import bar
 from ..profiler import TimedSeries, prepare_batches, restore_order, wants_another_pass
 from ..rows import add_intervals, all_rows, measurement_row
 from ..schema import REFERENCE, RowKey
-from ..strategies import get_strategy, plan
+from ..strategies import get_strategy, plan, runs_on
 from ..strategies.base import PlanRequest, SharedPlan
 from .base import Outputs, Scenario, ScenarioContext
 
@@ -71,7 +71,8 @@ class OfflineScenario(Scenario):
             partitions: dict[tuple, _Config] = {}
             with first.clock("measure"):
                 configs = [_prepare(ctx, backend, encoded, batching, i, partitions)
-                           for i, (ctx, backend) in enumerate(loaded) for batching in batchings(ctx.cfg)]
+                           for i, (ctx, backend) in enumerate(loaded) for batching in batchings(ctx.cfg)
+                           if runs_on(batching, backend)]
                 _run_rounds([c for c in configs if c.series is not None], first.cfg)
             for config in configs:
                 _finish(config, encoded)

@@ -74,19 +74,33 @@ def pads_to_max_length(name: str) -> bool:
 
 
 def check_backends(batchings: Sequence[str], backends: Sequence[str], backend_class: Callable[[str], type],
-                   all_backends: Iterable[str] = (), *, file: str | None = None) -> None:
-    """A strategy that needs a backend capability runs only on backends that declare it (InputError, exit 2,
-    listing the registered backends that can run it)."""
+                   all_backends: Iterable[str] = (), *, file: str | None = None) -> list[str]:
+    """A strategy that needs a backend capability runs only on backends that declare it. When none of the run's
+    backends can run it: InputError (exit 2) listing the registered backends that can. When some can: it runs on
+    those, and the returned notes say which backends it skips (a run comparing eager and ONNX Runtime still
+    measures packed on eager)."""
+    notes = []
     for name in batchings:
         feature = get_strategy(name).requires_backend_feature
         if feature is None:
             continue
         cannot = [b for b in backends if not getattr(backend_class(b), feature, False)]
-        if cannot:
-            can = [b for b in all_backends if _has_feature(backend_class, b, feature)]
+        if not cannot:
+            continue
+        can = [b for b in all_backends if _has_feature(backend_class, b, feature)]
+        if len(cannot) == len(backends):
             raise InputError(f"batching '{name}' needs backends with {feature}; {', '.join(cannot)} "
                              f"{'does' if len(cannot) == 1 else 'do'} not; backends that can run it: "
                              f"{', '.join(can) or 'none installed'}", file=file, field="batching")
+        notes.append(f"batching '{name}' is not run on {', '.join(cannot)} (no {feature}); backends that can run "
+                     f"it: {', '.join(can)}")
+    return notes
+
+
+def runs_on(name: str, backend: object) -> bool:
+    """Whether strategy `name` can run on this backend (class or instance)."""
+    feature = get_strategy(name).requires_backend_feature
+    return feature is None or bool(getattr(backend, feature, False))
 
 
 def _has_feature(backend_class: Callable[[str], type], name: str, feature: str) -> bool:
