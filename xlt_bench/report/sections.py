@@ -100,11 +100,10 @@ def per_language_section(df: pd.DataFrame, charts: list[Block] = ()) -> list[Blo
     if df["predicted_s"].notna().any():
         legend += " 'Cost model predicts' is the same speedup under the backend's measured batch cost model."
     if df["packing_bound_s"].notna().any():
-        legend += (" 'Perfect packing' is that model's speedup for the best conceivable batching within the token "
-                   "budget (no padding, in the fewest calls the budget allows), a ceiling on what the model predicts "
-                   "for any plan. A measured speedup can exceed it where the model is off for this run: a stored "
-                   "model (--cost-model) from another machine or day, or static's batches (batch size x max length) "
-                   "larger than any shape the probe timed.")
+        legend += (" 'Perfect packing' is that model's prediction for no padding at all in the fewest calls the "
+                   "budget allows: the largest speedup the model predicts for any plan, a prediction, not a bound "
+                   "(a measured speedup exceeds it wherever the model is off for this run). The measured "
+                   "padding-free figure is the packed batching's, where the run has it.")
     blocks = [heading("Throughput per language"), para(legend)]
     summaries = []
     for task in tables.ordered(df["task"]):
