@@ -238,16 +238,21 @@ def test_run_static_dynamic_packed_end_to_end(tmp_path):
 
     from xlt_bench.cli import main
     out = tmp_path / "run"
+    # A given budget and no probe (whose clamp to the largest batch it timed depends on timing): the packing and its
+    # row-tail padding are fixed.
     assert main(["run", "--model", "tiny-mbert", "--tasks", "xnli", "--langs", "en,th", "--limit", "24",
-                 "--backends", "eager", "--batching", "static,dynamic,packed", "--out", str(out)]) == 0
+                 "--backends", "eager", "--batching", "static,dynamic,packed", "--max-tokens", "1024",
+                 "--no-cost-model", "--out", str(out)]) == 0
     rows = [r for r in json.loads((out / "results.json").read_text())["rows"] if r["lang"] != "ALL"]
     packed = {r["lang"]: r for r in rows if r["batching"] == "packed"}
     dynamic = {r["lang"]: r for r in rows if r["batching"] == "dynamic"}
     assert set(packed) == {"en", "th"}
     for lang, row in packed.items():
         assert row["real_tokens"] == dynamic[lang]["real_tokens"]
-        # Only row tails shorter than their call's longest row are executed beyond the real tokens.
-        assert row["padded_tokens"] >= row["real_tokens"] and row["padding_waste"] < 0.05
+        # Only row tails shorter than their call's longest row are executed beyond the real tokens: a few percent
+        # here (en: 970 real tokens in one call of 8 rows x 128), far below dynamic's padding to each batch's longest.
+        assert row["padded_tokens"] >= row["real_tokens"] and row["padding_waste"] < 0.10
+        assert row["padding_waste"] < dynamic[lang]["padding_waste"]
         assert row["max_tokens"] == dynamic[lang]["max_tokens"]
         assert row["agreement"] == 1.0 and row["max_abs_diff"] <= 1e-4
         assert row["flops_executed"] >= row["flops_useful"]

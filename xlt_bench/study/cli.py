@@ -31,7 +31,8 @@ STUDY_OPTIONS = {
     "align_on": (str, "alignment: parallel text to measure alignment on: tatoeba ({text, en} pairs) | xnli (its "
                       "language files are line-by-line translations of English's) [tatoeba]"),
     "plan": (str, "train-cost: plan TOML [benchmarks/train-plans/intermediate-task.toml]"),
-    "measured": (str, "train-cost: a train-scenario run (RUN_DIR) of the plan's model, task and max length"),
+    "measured": (str, "train-cost: a train-scenario run (RUN_DIR) of the plan's model, task and max length "
+                     "[none: FLOPs only, no hours]"),
 }
 
 
@@ -43,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a minute; its figures are not the answer")
     parser.add_argument("--from", dest="from_dir", metavar="RUN_DIR", default=None,
                         help="analyse this run (or a study's --out) instead of measuring; exit 2 saying what is "
-                             "missing when it does not hold what the study needs")
-    parser.add_argument("--out", default=None, help="directory for study.md, study.html and runs/ (required)")
+                             "missing when it does not hold what the study needs [none: measure]")
+    parser.add_argument("--out", default=None, help="directory for study.md, study.html and runs/ [required unless --list]")
     for name, (typ, help_text) in STUDY_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_text)
 
