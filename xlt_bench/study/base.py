@@ -82,6 +82,13 @@ def base_overrides(args: argparse.Namespace, *, tasks: str, langs: str = "all", 
             "max_tokens": args.max_tokens or STUDY_MAX_TOKENS}
 
 
+def one_run(docs: dict[str, dict]) -> tuple[dict | None, list[str]]:
+    """The one results document a single-run study reads, or None and what is missing."""
+    if len(docs) != 1:
+        return None, [f"one run directory (found {len(docs)} runs: {', '.join(docs)})"]
+    return next(iter(docs.values())), []
+
+
 def quick_model(name: str, quick: bool) -> str:
     """--quick swaps a base preset for its tiny 2-layer twin (same vocabulary, so the same tokenizer fits)."""
     return QUICK_MODELS.get(name, name) if quick else name

@@ -10,16 +10,18 @@ import pandas as pd
 
 from ..report.blocks import heading, num, pct, plot, table
 from ..report.study import bar_chart
-from .base import Answer, Study, base_overrides, listed, make_config, quick_model
+from .base import Answer, Study, base_overrides, listed, make_config, one_run, quick_model
 from .frames import batching_frame, batchings, missing_batchings, primary
 from .stats import Estimate, fmt, geometric_mean
 
 COMPARED = ("dynamic", "packed")
 
 
-def _registered(name: str) -> bool:
-    from ..strategies import STRATEGIES
-    return name in STRATEGIES
+def _runs_on_any(name: str, backends: str) -> bool:
+    """Whether some backend of the run can run strategy `name` (packed needs a padding-free path: eager, compile)."""
+    from ..backends import get_backend_class
+    from ..strategies import runs_on
+    return any(runs_on(name, get_backend_class(b)) for b in backends.split(","))
 
 
 class BatchingStudy(Study):
@@ -32,13 +34,14 @@ class BatchingStudy(Study):
         model = quick_model((listed(args.models, ("xlmr-base",)))[0], args.quick)
         overrides = base_overrides(args, tasks="xnli", limit=32, data="synthetic")
         overrides.update(model=model, tokenizer=args.tokenizer,
-                         batching=",".join(b for b in ("static",) + COMPARED if _registered(b)))
+                         batching=",".join(b for b in ("static",) + COMPARED
+                                           if _runs_on_any(b, overrides["backends"])))
         return {"batching": make_config(overrides)}
 
     def missing(self, docs: dict[str, dict]) -> list[str]:
-        if len(docs) != 1:
-            return [f"one run directory (found {len(docs)} runs: {', '.join(docs)})"]
-        doc = next(iter(docs.values()))
+        doc, lacking_run = one_run(docs)
+        if doc is None:
+            return lacking_run
         lacking = missing_batchings(doc, ("static",))
         if not any(b in batchings(doc) for b in COMPARED):
             lacking.append("dynamic")

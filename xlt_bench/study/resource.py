@@ -14,7 +14,7 @@ from ..languages import get_language
 from ..report.blocks import heading, num, pct, plot, table
 from ..report.study import scatter_chart
 from ..report.tables import RESOURCE_CLASS_NAMES
-from .base import MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config, quick_model
+from .base import MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config, one_run, quick_model
 from .frames import batching_frame, missing_batchings, primary
 from .stats import Estimate, correlation, fmt, median_ratio, spread
 
@@ -44,9 +44,9 @@ class ResourceStudy(Study):
         return {"resource": make_config(overrides)}
 
     def missing(self, docs: dict[str, dict]) -> list[str]:
-        if len(docs) != 1:
-            return [f"one run directory (found {len(docs)} runs: {', '.join(docs)})"]
-        doc = next(iter(docs.values()))
+        doc, lacking_run = one_run(docs)
+        if doc is None:
+            return lacking_run
         lacking = [f"offline rows with batching '{b}'" for b in missing_batchings(doc, ("static", "dynamic"))]
         frame = batching_frame(doc)
         classes = {resource_class(lang) for lang in frame.get("lang", [])} - {None}
