@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from xlt_bench.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, compare_runs, metric_table
-from xlt_bench.schema import ALL_LANGS, load_results
+from xlt_bench.ci.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, compare_runs, metric_table
+from xlt_bench.core.schema import ALL_LANGS, load_results
 
 CANDIDATES = {"speedup": (0.10, 0.15, 0.20, 0.25, 0.30), "mfu": (0.10, 0.15, 0.20, 0.25, 0.30, 0.40)}
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from xlt_bench.backends import get_backend_class
-from xlt_bench.errors import InputError
-from xlt_bench.models import build_model
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import build_model
 
 MODELS = tuple(m.strip() for m in os.environ.get("XLT_BENCH_MODELS", "tiny-xlmr").split(",") if m.strip())
 BACKENDS = ("eager", "torchscript", "onnxruntime")

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xlt_bench.schema import ALL_LANGS, load_results
+from xlt_bench.core.schema import ALL_LANGS, load_results
 
 # About 83% of a rerun's estimates fall in a calibrated 95% interval of equal width (P(|Z| < 1.96 / sqrt(2))).
 EXPECTED_RERUN_SHARE = 0.83
@@ -47,8 +47,8 @@ def coverage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
 def _run_twice(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run 2 plans with run 1's cost models and budgets (unless --reprobe), so both time the same partitions and
     the comparison is about timing noise, not about a different plan."""
-    from xlt_bench.config import RunConfig
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.pipeline import run
     out = Path(args.out)
     settings = dict(model=args.model, tasks=tuple(args.tasks.split(",")), langs=tuple(args.langs.split(",")),
                     limit=args.limit, backends=tuple(args.backends.split(",")), batching=("static", "dynamic"),

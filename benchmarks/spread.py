@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-from xlt_bench.gate import KNOWN_METRICS, metric_table
-from xlt_bench.schema import ALL_LANGS, ROW_KEY, load_results
+from xlt_bench.ci.gate import KNOWN_METRICS, metric_table
+from xlt_bench.core.schema import ALL_LANGS, ROW_KEY, load_results
 
 
 def worst_worsening(values: list[float], metric: str) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xlt_bench.batching import make_batches
-from xlt_bench.synthetic import available_profiles, lengths_from_hist
+from xlt_bench.batching.planners import make_batches
+from xlt_bench.data.synthetic import available_profiles, lengths_from_hist
 
 MAX_LENGTH = 128
 

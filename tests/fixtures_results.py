@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from xlt_bench.schema import ALL_LANGS, ROW_FIELDS, SCHEMA_VERSION
+from xlt_bench.core.schema import ALL_LANGS, ROW_FIELDS, SCHEMA_VERSION
 
 MAX_LEN = 128
 BATCH = 32

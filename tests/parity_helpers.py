@@ -1,5 +1,5 @@
 """Test helper: output parity between a backend and the reference (eager fp32) on the same inputs (the runs
-themselves judge parity in xlt_bench/evaluate.py; this adds correlation and masked argmax agreement for tests).
+themselves judge parity in xlt_bench/results/quality.py; this adds correlation and masked argmax agreement for tests).
 
 Shapes: [B, C] (sequence logits), [B, L, C] (token logits), [B, L, 2] (span start/end logits), [B, H] (pooled
 embeddings). For per-token outputs, `mask` ([B, L], 1 = real token) drops padded positions, whose values no task

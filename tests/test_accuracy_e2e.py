@@ -106,8 +106,8 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def results(trained) -> dict:
-    from xlt_bench.config import RunConfig
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.pipeline import run
     cfg = RunConfig(model=str(trained["model"]), tokenizer=str(trained["vocab"]), data=f"local:{trained['data']}",
                     tasks=("pawsx", "tatoeba"), langs=("all",), backends=("eager", "onnxruntime"),
                     batching=("static", "dynamic"), batch_size=16, max_length=32, max_tokens=256, cost_model=False,
@@ -121,7 +121,7 @@ def _rows(results: dict, task: str, lang: str) -> dict[tuple[str, str], dict]:
 
 
 def test_the_model_was_loaded_from_its_directory_with_a_trained_head(trained):
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
     bundle = build_model(str(trained["model"]), "pair", 2)
     assert bundle.trained_head and not bundle.is_preset and bundle.num_labels == 2
     assert (trained["model"] / "model.safetensors").is_file()

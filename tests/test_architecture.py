@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xlt_bench.registry import Registry, import_target
+from xlt_bench.core.registry import Registry, import_target
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")

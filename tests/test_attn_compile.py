@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from xlt_bench.backends import get_backend_class
-from xlt_bench.config import RunConfig
-from xlt_bench.errors import InputError
-from xlt_bench.models import build_model
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import build_model
 
 
 def _inputs(rows=3, length=11, seed=0):

@@ -9,8 +9,8 @@ import torch
 
 from xlt_bench.backends import get_backend_class
 from parity_helpers import compare_outputs
-from xlt_bench.errors import InputError
-from xlt_bench.models import build_model
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import build_model
 
 SHAPES = [(3, 16), (5, 9)]
 CPU_COMBOS = [("eager", "bf16"), ("eager", "int8"), ("torchscript", "fp32"), ("torchscript", "bf16"),

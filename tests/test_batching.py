@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from xlt_bench.batching import (Batch, CostModel, batch_stats, collate, fit_cost_model, make_batches,
+from xlt_bench.batching.planners import (Batch, CostModel, batch_stats, collate, fit_cost_model, make_batches,
                                 packing_bound_seconds, plan_dynamic, predict_seconds, round_up)
-from xlt_bench.stats import padding_waste
+from xlt_bench.core.stats import padding_waste
 
 LENGTHS = np.array([5, 20, 9, 3, 17, 12])  # real_tokens = 66
 

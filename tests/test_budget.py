@@ -3,8 +3,8 @@ and the clamp to what the probe measured. Expectations computed by hand."""
 
 from __future__ import annotations
 
-from xlt_bench.batching import CostModel
-from xlt_bench.budget import clamp_to_measured, fallback, given_or_none, plan_budget, run_budget
+from xlt_bench.batching.planners import CostModel
+from xlt_bench.batching.budget import clamp_to_measured, fallback, given_or_none, plan_budget, run_budget
 
 
 def test_fallback_is_batch_size_full_length_rows():

@@ -56,7 +56,7 @@ def test_readme_and_run_help_list_the_same_options():
 
 
 def test_gate_metrics_and_scope_in_the_ci_guide_and_help():
-    from xlt_bench.gate import KNOWN_METRICS
+    from xlt_bench.ci.gate import KNOWN_METRICS
     text = (README.parent / "docs" / "ci.md").read_text(encoding="utf-8")
     check_help = next(a.help for a in _subparsers()["gate"]._actions if a.dest == "check")
     for metric in KNOWN_METRICS:
@@ -111,7 +111,7 @@ def test_resource_class_grouping_names_each_class(capsys):
 
 
 def test_progress_bars_only_on_a_terminal(monkeypatch):
-    from xlt_bench import progress
+    from xlt_bench.core import progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -137,9 +137,9 @@ def _row(backend, batching, flops, wall, peak, lang="ALL"):
 
 
 def test_estimate_divides_flops_by_rate_times_baseline_efficiency(tmp_path, monkeypatch):
-    import xlt_bench.estimate as est
-    import xlt_bench.peak as peak
-    from xlt_bench.config import RunConfig
+    import xlt_bench.run.estimate as est
+    import xlt_bench.measure.gemm_peak as peak
+    from xlt_bench.core.config import RunConfig
     # Baseline: eager static ran 1e12 FLOPs in 20 s against a 1e11 peak -> efficiency 0.5; dynamic 0.8.
     # A per-language row must not count.
     path = _baseline(tmp_path, [_row("eager", "static", 1e12, 20.0, 1e11), _row("eager", "dynamic", 8e11, 10.0, 1e11),
@@ -158,9 +158,9 @@ def test_estimate_divides_flops_by_rate_times_baseline_efficiency(tmp_path, monk
 
 
 def test_estimate_falls_back_to_stored_peak_and_to_efficiency_one(tmp_path, monkeypatch):
-    import xlt_bench.estimate as est
-    import xlt_bench.peak as peak
-    from xlt_bench.config import RunConfig
+    import xlt_bench.run.estimate as est
+    import xlt_bench.measure.gemm_peak as peak
+    from xlt_bench.core.config import RunConfig
     monkeypatch.setattr(est, "workload_flops", lambda cfg: {"static": 2e12})
     monkeypatch.setattr(peak, "measure_peaks", lambda pairs, device, threads, seconds: {
         "onnxruntime/fp32": {"flops_per_s": None, "note": "peak not measured"}})
@@ -178,10 +178,10 @@ def test_estimate_falls_back_to_stored_peak_and_to_efficiency_one(tmp_path, monk
 
 def test_workload_flops_of_static_is_padded_to_max_length():
     """Static FLOPs = min_repeats x every profiled sequence padded to max_length, by flops.py's own formula."""
-    from xlt_bench.config import RunConfig
-    from xlt_bench.estimate import workload_flops
-    from xlt_bench.flops import EncoderShape, executed_flops
-    from xlt_bench.models import preset_config
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.estimate import workload_flops
+    from xlt_bench.core.flops import EncoderShape, executed_flops
+    from xlt_bench.backends.models import preset_config
     cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=10, max_length=64, min_repeats=2)
     flops_shape = EncoderShape.from_config(preset_config("tiny-xlmr"), "sequence", 3)
     flops = workload_flops(cfg)
@@ -190,7 +190,7 @@ def test_workload_flops_of_static_is_padded_to_max_length():
 
 
 def test_dry_run_prints_an_estimate_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    import xlt_bench.peak as peak
+    import xlt_bench.measure.gemm_peak as peak
     monkeypatch.setattr(peak, "measure_peaks", lambda pairs, device, threads, seconds: {
         f"{lib}/{dt}": {"flops_per_s": 1e10, "flops_per_s_best": 1e10} for lib, dt in pairs})
     assert main(["run", "--dry-run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "en",

@@ -37,8 +37,8 @@ def test_resource_classes_are_named(capsys):
 
 
 def test_gate_json(tmp_path, capsys, monkeypatch):
-    from xlt_bench.config import RunConfig
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.pipeline import run
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
     run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=8, backends=("fake",), threads=1),
         tmp_path / "r")
@@ -51,9 +51,9 @@ def test_gate_json(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("task,lang", [("tatoeba", "az"), ("tatoeba", "uk"), ("udpos", "wo"), ("udpos", "lt")])
 def test_hub_languages_xtreme_r_added_fail_before_the_hub(task, lang, monkeypatch):
     """No request is made: the error names --data local:DIR and how XTREME-R builds the data."""
-    import xlt_bench.dataset as dataset
-    from xlt_bench.errors import InputError
-    from xlt_bench.tasks import get_task
+    import xlt_bench.data.dataset as dataset
+    from xlt_bench.core.errors import InputError
+    from xlt_bench.data.tasks import get_task
     monkeypatch.setattr(dataset, "_open_hf", lambda *a, **k: pytest.fail("contacted the hub"))
     with pytest.raises(InputError, match="local:DIR") as err:
         dataset.load_hf(get_task(task), lang)
@@ -61,8 +61,8 @@ def test_hub_languages_xtreme_r_added_fail_before_the_hub(task, lang, monkeypatc
 
 
 def test_tatoeba_lines_are_stripped(tmp_path):
-    from xlt_bench.dataset import load_local
-    from xlt_bench.tasks import get_task
+    from xlt_bench.data.dataset import load_local
+    from xlt_bench.data.tasks import get_task
     (tmp_path / "tatoeba").mkdir()
     (tmp_path / "tatoeba" / "de.jsonl").write_text(json.dumps({"text": "Hallo Welt\n", "en": " Hello world\n"}) + "\n")
     assert load_local(tmp_path, get_task("tatoeba"), "de") == [{"text": "Hallo Welt", "en": "Hello world"}]
@@ -72,14 +72,14 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert main(["run", "--print-config", "--model", "tiny-xlmr", "--batch-size", "8", "--langs", "en,de"]) == 0
     path = tmp_path / "c.toml"
     path.write_text(capsys.readouterr().out)
-    from xlt_bench.config import RunConfig, build_config
+    from xlt_bench.core.config import RunConfig, build_config
     cfg = build_config(str(path))
     assert cfg.model == "tiny-xlmr" and cfg.batch_size == 8 and cfg.langs == ("en", "de")
     assert cfg.to_dict() == RunConfig(model="tiny-xlmr", batch_size=8, langs=("en", "de")).to_dict()
 
 
 def test_dry_run_checks_everything_and_measures_nothing(tmp_path, capsys, monkeypatch):
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("a dry run measured"))
     assert main(["run", "--dry-run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "en,th",
                  "--backends", "eager", "--out", str(tmp_path / "o")]) == 0
@@ -100,7 +100,7 @@ def test_readme_lists_every_run_option():
 
 
 def test_quiet_run_prints_no_progress_lines(tmp_path, capsys, monkeypatch):
-    from xlt_bench import progress
+    from xlt_bench.core import progress
     monkeypatch.setattr(progress, "QUIET", False)
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
     args = ["run", "--model", "tiny-xlmr", "--tasks", "xnli", "--langs", "en", "--limit", "4", "--backends", "fake",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from xlt_bench.cli import main
-from xlt_bench.config import RunConfig, build_config, load_toml
-from xlt_bench.errors import InputError
+from xlt_bench.core.config import RunConfig, build_config, load_toml
+from xlt_bench.core.errors import InputError
 
 
 def _toml(tmp_path, text: str, name: str = "c.toml"):
@@ -145,7 +145,7 @@ def test_bad_model_directories_exit_2(tmp_path, capsys, kind):
                                      b'{"schema_version": 1, "run": {}, "rows": {}}',
                                      b'\xff\xfe{}'])
 def test_malformed_results_documents_are_input_errors(tmp_path, content):
-    from xlt_bench.schema import load_results
+    from xlt_bench.core.schema import load_results
     path = tmp_path / "results.json"
     path.write_bytes(content)
     with pytest.raises(InputError):
@@ -153,7 +153,7 @@ def test_malformed_results_documents_are_input_errors(tmp_path, content):
 
 
 def test_report_accepts_a_results_json_path_and_outputs_into_files_fail_cleanly(tmp_path, capsys, monkeypatch):
-    from xlt_bench.pipeline import run
+    from xlt_bench.run.pipeline import run
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
     run(RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), limit=8, backends=("fake",), threads=1),
         tmp_path / "r")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from xlt_bench.dataset import HF_LOCAL_ENV, load_examples
-from xlt_bench.errors import InputError
-from xlt_bench.tasks import get_task
+from xlt_bench.data.dataset import HF_LOCAL_ENV, load_examples
+from xlt_bench.core.errors import InputError
+from xlt_bench.data.tasks import get_task
 
 
 def write_jsonl(root: Path, task: str, lang: str, rows: list) -> Path:
@@ -190,8 +190,8 @@ def _save_lareqa(hub_dir, lang: str, contexts: list[str], answers: list[str]) ->
 def test_hf_lareqa_sentence_rebuild_fails_for_hindi_so_rows_say_unreliable(hub_dir, tiny_vocab_file):
     """Hindi ends sentences with '।', which the hub path's regex does not split at: the whole context comes back
     as the 'answer sentence'. Such rows (and only hi/th/zh rows) carry the unreliability note."""
-    from xlt_bench.config import RunConfig
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.pipeline import run
     hindi = "राम घर गया। सीता लंदन में रहती है। बारिश हुई।"
     _save_lareqa(hub_dir, "hi", [hindi] * 2, ["लंदन"] * 2)
     _save_lareqa(hub_dir, "de", ["Paris is big. Ann lives in London. It rains."] * 2, ["London"] * 2)
@@ -208,7 +208,7 @@ def test_hf_lareqa_sentence_rebuild_fails_for_hindi_so_rows_say_unreliable(hub_d
 
 
 def test_hf_caveats_only_for_hub_data():
-    from xlt_bench.dataset import source_caveats
+    from xlt_bench.data.dataset import source_caveats
     udpos, lareqa = get_task("udpos"), get_task("lareqa")
     greek = " ".join(source_caveats("hf", udpos, "el"))
     assert "Ancient Greek" in greek and "fused" in greek and "local:DIR" in greek
@@ -220,9 +220,9 @@ def test_hf_caveats_only_for_hub_data():
 
 def test_hf_udpos_greek_rows_carry_the_ancient_greek_note(hub_dir, tiny_vocab_file):
     datasets = pytest.importorskip("datasets")
-    from xlt_bench.config import RunConfig
-    from xlt_bench.tasks import UPOS_TAGS
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.data.tasks import UPOS_TAGS
+    from xlt_bench.run.pipeline import run
     features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
                                   "pos_tags": datasets.Sequence(datasets.ClassLabel(names=list(UPOS_TAGS)))})
     ds = datasets.Dataset.from_dict({"tokens": [["the", "cat", "sat"]] * 2, "pos_tags": [[5, 7, 15]] * 2},

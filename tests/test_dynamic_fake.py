@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from xlt_bench.config import RunConfig
-from xlt_bench.pipeline import run
+from xlt_bench.core.config import RunConfig
+from xlt_bench.run.pipeline import run
 
 COSTS = {"launch-bound": "fixed_ms=5", "linear": "fixed_ms=1,per_token_us=3",
          "quadratic": "fixed_ms=1,per_token_us=2,per_token_sq_ns=20"}
@@ -54,9 +54,9 @@ def test_stored_cost_model_reproduces_partitions(tmp_path, monkeypatch):
 def test_stored_cost_model_of_another_backend_is_refused(tmp_path):
     import json
 
-    from xlt_bench.batching import CostModel
-    from xlt_bench.errors import InputError
-    from xlt_bench.pipeline import load_cost_model
+    from xlt_bench.batching.planners import CostModel
+    from xlt_bench.core.errors import InputError
+    from xlt_bench.run.pipeline import load_cost_model
     path = tmp_path / "cost.json"
     path.write_text(json.dumps(CostModel(1e-3, 1e-6, key="onnxruntime/int8/cpu").to_dict()))
     with pytest.raises(InputError, match="onnxruntime/int8/cpu"):
@@ -65,7 +65,7 @@ def test_stored_cost_model_of_another_backend_is_refused(tmp_path):
 
 
 def test_budget_below_a_tasks_sequence_length_is_refused(tmp_path):
-    from xlt_bench.errors import InputError
+    from xlt_bench.core.errors import InputError
     cfg = RunConfig(model="tiny-xlmr", tasks=("xquad",), langs=("en",), backends=("fake",), batching=("dynamic",),
                     max_tokens=256, data="local:" + str(tmp_path))
     with pytest.raises(InputError, match="256.*384"):
@@ -74,7 +74,7 @@ def test_budget_below_a_tasks_sequence_length_is_refused(tmp_path):
 
 @pytest.mark.parametrize("value,ok", [("auto", True), ("4096", True), (2048, True), ("lots", False), (0, False)])
 def test_max_tokens_values(value, ok):
-    from xlt_bench.errors import InputError
+    from xlt_bench.core.errors import InputError
     if ok:
         assert RunConfig(max_tokens=value).max_tokens in ("auto", 4096, 2048)
     else:
@@ -125,7 +125,7 @@ def test_dynamic_shared_runs_the_first_backends_partition_on_every_backend(tmp_p
 
 
 def test_dynamic_shared_is_refused_by_the_train_scenario():
-    from xlt_bench.errors import InputError
+    from xlt_bench.core.errors import InputError
     from xlt_bench.scenarios import get_scenario
     cfg = RunConfig(model="tiny-xlmr", scenario="train", backends=("eager",), batching=("static", "dynamic-shared"))
     with pytest.raises(InputError, match="dynamic-shared"):

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from xlt_bench.env import cpu_info, finish_metadata, git_state, run_metadata
+from xlt_bench.core.env import cpu_info, finish_metadata, git_state, run_metadata
 
 ENV_FIELDS = {"cpu_model", "cpu_flags_of_interest", "cores_physical", "cores_logical", "threads", "os", "python",
               "libraries", "gpu_name", "gpu_driver", "cuda", "hostname"}

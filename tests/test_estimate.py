@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xlt_bench.config import RunConfig
+from xlt_bench.core.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 XLT = Path(sys.executable).parent / "xlt-bench"
@@ -37,7 +37,7 @@ def test_dry_run_refuses_an_unusable_cost_model_file(tmp_path, content, reason):
 
 
 def test_estimate_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
-    from xlt_bench import estimate as est
+    from xlt_bench.run import estimate as est
     monkeypatch.setenv("XLT_FAKE_COST", FAKE_COST)
     cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), backends=("fake",), limit=32)
     monkeypatch.setattr(est, "gemm_rates", lambda cfg, pairs, baseline: ({"torch/fp32": 1e10}, "test"))
@@ -64,7 +64,7 @@ def test_estimate_of_a_small_fake_run_is_within_3x_of_its_duration(tmp_path):
 
 
 def test_repeat_rule_follows_min_and_max_seconds():
-    from xlt_bench.estimate import repeat_rule
+    from xlt_bench.run.estimate import repeat_rule
     # Two rows (xnli en, th), 3 passes of 0.1 s each per row = 0.6 s in all.
     base = dict(model="tiny-xlmr", tasks=("xnli",), langs=("en", "th"), min_repeats=3)
     assert repeat_rule(RunConfig(**base), 0.6) == pytest.approx(0.6)

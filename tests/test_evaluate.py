@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xlt_bench import evaluate
-from xlt_bench.tasks import get_task
-from xlt_bench.tokenization import IGNORE_LABEL, EncodedSet
+from xlt_bench.results import quality as evaluate
+from xlt_bench.data.tasks import get_task
+from xlt_bench.data.tokenization import IGNORE_LABEL, EncodedSet
 
 X = IGNORE_LABEL
 
@@ -227,7 +227,7 @@ def test_max_abs_diff_rejects_mismatched_output_counts():
 # --- through the data side's real encodings (tiny WordPiece vocabulary from conftest) -------------------------------
 
 def test_tagging_scores_first_subwords_of_a_real_encoding(tiny_tokenizer):
-    from xlt_bench.tokenization import encode
+    from xlt_bench.data.tokenization import encode
     spec = get_task("panx")
     # "cats" splits into cat ##s: only "cat" carries the tag, so predicting anything on "##s" cannot hurt.
     examples = [{"tokens": ["the", "cats", "sat", "in", "paris"], "tags": [0, 1, 2, 0, 5]}]
@@ -241,7 +241,7 @@ def test_tagging_scores_first_subwords_of_a_real_encoding(tiny_tokenizer):
 
 
 def test_qa_spans_map_back_through_real_offsets_and_windows(tiny_tokenizer):
-    from xlt_bench.tokenization import encode
+    from xlt_bench.data.tokenization import encode
     spec = get_task("xquad")
     context = "the cat sat on the mat . the dog lives in london . the cat lives in paris ."
     examples = [{"id": "q1", "question": "where lives the cat ?", "context": context,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from xlt_bench.errors import InputError
-from xlt_bench.export import github_action_benchmark
-from xlt_bench.schema import ROW_FIELDS, SCHEMA_VERSION
+from xlt_bench.core.errors import InputError
+from xlt_bench.ci.export import github_action_benchmark
+from xlt_bench.core.schema import ROW_FIELDS, SCHEMA_VERSION
 
 
 def row(lang: str, batching: str, tok_s: float, mfu: float | None) -> dict:
@@ -43,7 +43,7 @@ def test_entries_cover_aggregate_rows_only(doc):
 
 def test_cli_export_is_valid_json_and_rejects_unknown_format(doc, tmp_path, capsys):
     from xlt_bench.cli import main
-    from xlt_bench.schema import write_results
+    from xlt_bench.core.schema import write_results
     write_results(tmp_path / "results.json", doc["run"], doc["rows"])
     assert main(["export", str(tmp_path)]) == 0
     parsed = json.loads(capsys.readouterr().out)

@@ -57,14 +57,14 @@ FAKE_RUN = ["run", "--model", "tiny-xlmr", "--backends", "fake", "--batching", "
 @pytest.fixture
 def no_measuring(monkeypatch):
     """Any measurement fails the test: the case must be refused before it."""
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     monkeypatch.setattr(pipeline, "_measure_peaks", lambda *a: pytest.fail("measured before refusing --out"))
 
 
 @pytest.fixture
 def fast_fake(monkeypatch):
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     monkeypatch.setattr(pipeline, "_measure_peaks", lambda *a: {})
 
 
@@ -98,7 +98,7 @@ def test_dry_run_refuses_the_same_out(tmp_path, capsys):
 
 
 def test_empty_out_is_used_and_marked_and_replaceable_with_force(tmp_path, fast_fake):
-    from xlt_bench.run_dir import MARKER
+    from xlt_bench.run.run_dir import MARKER
     out = tmp_path / "empty"
     out.mkdir()
     assert main(FAKE_RUN + ["--out", str(out)]) == 0
@@ -184,7 +184,7 @@ def test_max_length_at_the_position_table_passes(tmp_path):
 
 
 def test_position_limit_reads_a_local_config(tmp_path):
-    from xlt_bench.models import position_limit
+    from xlt_bench.backends.models import position_limit
     (tmp_path / "config.json").write_text('{"model_type": "xlm-roberta", "max_position_embeddings": 130, '
                                           '"pad_token_id": 1}')
     assert position_limit(str(tmp_path)) == (128, 130, 2)
@@ -223,8 +223,8 @@ def measured_doc(tmp_path_factory) -> dict:
     import json
     import os
 
-    from xlt_bench.config import RunConfig
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.pipeline import run
     os.environ["XLT_FAKE_COST"] = "fixed_ms=1"
     try:
         out = tmp_path_factory.mktemp("measured") / "run"
@@ -329,7 +329,7 @@ def test_langs_all_skips_an_unreadable_language_with_its_real_reason(tmp_path, t
 @pytest.fixture
 def offline_hub(monkeypatch, tmp_path):
     """No hub (HF_HUB_OFFLINE) and an empty cache: whatever is not a preset or a directory cannot be resolved."""
-    import xlt_bench.model_source as model_source
+    import xlt_bench.backends.model_source as model_source
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     model_source.hub_online.cache_clear()
@@ -353,7 +353,7 @@ def test_mistyped_model_is_one_line_exit_2_without_the_hub(tmp_path, capsys, off
 
 
 def test_a_model_in_the_hub_cache_passes_the_name_check_offline(tmp_path, offline_hub, monkeypatch):
-    from xlt_bench.model_source import _in_hub_cache
+    from xlt_bench.backends.model_source import _in_hub_cache
     snapshot = tmp_path / "empty-cache" / "models--someone--tiny" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")

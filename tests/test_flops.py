@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from xlt_bench.flops import EncoderShape, executed_flops, forward_flops, head_flops, useful_flops
-from xlt_bench.models import build_model
+from xlt_bench.core.flops import EncoderShape, executed_flops, forward_flops, head_flops, useful_flops
+from xlt_bench.backends.models import build_model
 
 TINY = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
 

@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from xlt_bench.config import build_config
-from xlt_bench.dataset import load_local
-from xlt_bench.errors import InputError
-from xlt_bench.schema import load_results
-from xlt_bench.tasks import get_task
+from xlt_bench.core.config import build_config
+from xlt_bench.data.dataset import load_local
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.schema import load_results
+from xlt_bench.data.tasks import get_task
 
 VALID_JSONL = (b'{"text_a": "the cat", "text_b": "a dog", "label": "neutral"}\n'
                b'{"text_a": "\xc3\xa9t\xc3\xa9", "text_b": "x", "label": 2}\n')

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from xlt_bench.errors import InputError
-from xlt_bench.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, check_compatible, compare_runs, parse_check
-from xlt_bench.speedup import speedups
-from xlt_bench.schema import ROW_FIELDS, SCHEMA_VERSION, load_results
+from xlt_bench.core.errors import InputError
+from xlt_bench.ci.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, check_compatible, compare_runs, parse_check
+from xlt_bench.results.speedup import speedups
+from xlt_bench.core.schema import ROW_FIELDS, SCHEMA_VERSION, load_results
 
 
 def make_row(batching: str, tok_s: float, waste: float, mfu: float | None, lang: str = "ALL",
@@ -175,7 +175,7 @@ def test_speedup_falls_back_to_static_longest_reference():
 
 def test_speedup_of_merged_sweep_rows_stays_within_each_shard():
     # A sweep's row keys end with the shard: ratios pair rows of one shard (one run, one host) and never another's.
-    from xlt_bench.speedup import speedup_of
+    from xlt_bench.results.speedup import speedup_of
     rows = [{**make_row("static", 100.0, 0.5, None), "shard": "a"}, {**make_row("dynamic", 250.0, 0.1, None),
                                                                      "shard": "a"},
             {**make_row("static", 400.0, 0.5, None), "shard": "b"}, {**make_row("dynamic", 600.0, 0.1, None),
@@ -341,7 +341,7 @@ def test_library_versions_and_cost_model_differences_are_warned(baseline):
 def test_scenario_is_part_of_the_key():
     offline = make_row("dynamic", 3000.0, 0.05, 0.25)
     train = {**offline, "scenario": "train"}
-    from xlt_bench.schema import row_key
+    from xlt_bench.core.schema import row_key
     assert row_key(offline)[0] == "offline" and row_key(train)[0] == "train"
     assert row_key({**offline, "scenario": "server", "offered_qps": 8.0})[-1] == "8qps"
 
@@ -362,7 +362,7 @@ def test_gate_on_max_qps_ratio_between_policies():
 
 
 def test_machine_bound_checks_need_the_same_kind_of_machine(baseline):
-    from xlt_bench.gate import checks_for_machines
+    from xlt_bench.ci.gate import checks_for_machines
     same = make_doc([make_row("static", 1000.0, 0.60, 0.10), make_row("dynamic", 3000.0, 0.05, 0.25)])
     assert checks_for_machines(DEFAULT_CHECKS, baseline, [same]) == (list(DEFAULT_CHECKS), [])
     other = make_doc([make_row("static", 1000.0, 0.60, 0.02), make_row("dynamic", 3000.0, 0.05, 0.05)])

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from xlt_bench.stats import excludes_one, log_t_interval, paired_ratio_interval, per_pass_rates
+from xlt_bench.core.stats import excludes_one, log_t_interval, paired_ratio_interval, per_pass_rates
 
 # ---- by hand -----------------------------------------------------------------------------------------------------
 
@@ -89,11 +89,11 @@ def test_percentile_bootstrap_undercovers_at_three_passes():
 # ---- rows: speedups and the ALL row's own passes ------------------------------------------------------------------
 
 def _row(lang, batching, tokens, walls):
-    from xlt_bench.batching import Batch
-    from xlt_bench.flops import EncoderShape
-    from xlt_bench.profiler import Measurement
-    from xlt_bench.rows import measurement_row
-    from xlt_bench.schema import RowKey
+    from xlt_bench.batching.planners import Batch
+    from xlt_bench.core.flops import EncoderShape
+    from xlt_bench.measure.passes import Measurement
+    from xlt_bench.results.rows import measurement_row
+    from xlt_bench.core.schema import RowKey
     lengths = np.full(10, tokens // 10)
     m = Measurement(batches=[Batch(np.arange(10), 64)], latencies_ms=[1.0] * len(walls), pass_wall_s=walls,
                     outputs=[], warmup_shapes=1)
@@ -104,7 +104,7 @@ def _row(lang, batching, tokens, walls):
 
 
 def test_all_row_interval_comes_from_its_own_summed_passes():
-    from xlt_bench.rows import add_intervals, all_rows
+    from xlt_bench.results.rows import add_intervals, all_rows
     rows = [_row("en", "static", 100, [1.0, 1.2, 1.1]), _row("th", "static", 300, [2.0, 1.9, 2.3]),
             _row("en", "dynamic", 100, [0.5, 0.6, 0.5]), _row("th", "dynamic", 300, [1.0, 0.9, 1.2])]
     everything = rows + all_rows(rows)
@@ -126,7 +126,7 @@ def test_all_row_interval_comes_from_its_own_summed_passes():
 
 
 def test_repeat_rule():
-    from xlt_bench.profiler import wants_another_pass
+    from xlt_bench.measure.passes import wants_another_pass
     assert wants_another_pass(0, 0.0, min_repeats=3)
     assert wants_another_pass(2, 9.0, min_repeats=3) and not wants_another_pass(3, 0.1, min_repeats=3)
     assert wants_another_pass(3, 0.5, min_repeats=3, min_seconds=1.0)
@@ -149,10 +149,10 @@ def test_fake_backend_intervals_cover_the_true_speedup():
     multiplied by uniform(0.8, 1.2) noise): the paired interval holds the true ratio of their costs about 95% of the
     time. 200 experiments of 3 passes (sleep-based, ~10 s)."""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.batching import Batch
-    from xlt_bench.models import build_model
-    from xlt_bench.profiler import TimedSeries, prepare_batches
-    from xlt_bench.rows import add_intervals
+    from xlt_bench.batching.planners import Batch
+    from xlt_bench.backends.models import build_model
+    from xlt_bench.measure.passes import TimedSeries, prepare_batches
+    from xlt_bench.results.rows import add_intervals
     bundle = build_model("tiny-xlmr", "pair", 3)
     cost = dict(fixed_ms=1.0, per_token_us=20.0, noise=0.2)
     lengths = np.full(8, 30)
@@ -182,8 +182,8 @@ def test_backends_of_one_run_alternate_per_language(tmp_path, monkeypatch):
     warm-ups of both, then per round one pass of each (static, dynamic) of the first backend and then of the
     second. Run one after another, the first backend's calls would all come before the second's."""
     from xlt_bench.backends.fake import FakeBackend
-    from xlt_bench.config import RunConfig
-    from xlt_bench.pipeline import run
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run.pipeline import run
     made = []
     original = FakeBackend.__init__
 
@@ -212,7 +212,7 @@ def test_report_shows_intervals_and_names_languages_it_cannot_tell_apart():
     """Tables write '2.00× [lo, hi]'; the summary line names the languages whose speedup interval contains 1."""
     from xlt_bench.report import tables
     from xlt_bench.report.sections import language_table_display, summary_line
-    from xlt_bench.rows import add_intervals, all_rows
+    from xlt_bench.results.rows import add_intervals, all_rows
     rows = [_row("en", "static", 100, [1.0, 1.1, 1.05]), _row("en", "dynamic", 100, [0.5, 0.56, 0.52]),
             # th: dynamic as fast as static within noise (paired ratios 1.1, 0.9, 1.0: the interval holds 1)
             _row("th", "static", 300, [2.0, 2.0, 2.0]), _row("th", "dynamic", 300, [1.818, 2.222, 2.0])]
@@ -237,7 +237,7 @@ def test_rounds_of_a_language_stop_together():
     (--min-repeats, --min-seconds), and all stop once one reaches the --max-seconds time box."""
     from types import SimpleNamespace
 
-    from xlt_bench.config import RunConfig
+    from xlt_bench.core.config import RunConfig
     from xlt_bench.scenarios.offline import _another_round
 
     def configs(*walls):

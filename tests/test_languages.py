@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xlt_bench.languages import (
+from xlt_bench.core.languages import (
     LANGUAGES,
     XTREME_R_LANGUAGES,
     Language,
@@ -32,7 +32,7 @@ def test_exactly_fifty_xtreme_r_languages():
 
 
 def test_same_fifty_as_the_task_registry():
-    from xlt_bench.tasks import all_languages
+    from xlt_bench.data.tasks import all_languages
 
     assert sorted(XTREME_R_LANGUAGES) == all_languages()
 
@@ -127,5 +127,5 @@ def test_resource_classes_match_lang2tax(code, lang2tax_name, cls):
 
 
 def test_no_class_left_unchecked():
-    import xlt_bench.languages as module
+    import xlt_bench.core.languages as module
     assert "unsure" not in Path(module.__file__).read_text(encoding="utf-8")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from xlt_bench.errors import InputError
-from xlt_bench.lengths import SHIPPED_PROFILES, build_profiles, dumps_profiles, read_profiles, write_profiles
+from xlt_bench.core.errors import InputError
+from xlt_bench.data.lengths import SHIPPED_PROFILES, build_profiles, dumps_profiles, read_profiles, write_profiles
 
 
 @pytest.fixture()
@@ -85,8 +85,8 @@ def test_shipped_profile_matches_a_fresh_build_from_the_real_data(xtreme_dir, mb
 
 
 def test_profiles_record_a_vocabulary_fingerprint_that_survives_a_move(tiny_data, tiny_vocab_file, tmp_path):
-    from xlt_bench.lengths import tokenizer_identity
-    from xlt_bench.tokenization import load_tokenizer
+    from xlt_bench.data.lengths import tokenizer_identity
+    from xlt_bench.data.tokenization import load_tokenizer
     doc = build_profiles(f"local:{tiny_data}", ["xnli"], ("en",), str(tiny_vocab_file), None)
     moved = tmp_path / "moved" / "vocab.txt"
     moved.parent.mkdir()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from xlt_bench import metrics as m
+from xlt_bench.results import task_scores as m
 
 
 # --- accuracy / agreement / token accuracy -------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from xlt_bench.cli import main
-from xlt_bench.config import RunConfig
-from xlt_bench.errors import InputError
-from xlt_bench.pipeline import run
-from xlt_bench.schema import load_results
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.errors import InputError
+from xlt_bench.run.pipeline import run
+from xlt_bench.core.schema import load_results
 
 FAST = dict(model="tiny-xlmr", backends=("fake",), batching=("static",), threads=1, limit=8)
 
@@ -67,7 +67,7 @@ def test_force_replaces_only_when_complete(finished_run):
 
 def test_second_task_bad_data_fails_before_measuring(tmp_path, tiny_vocab_file, monkeypatch):
     """Bad data in any task is found before the first task is measured (nothing measured, nothing lost)."""
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     data = tmp_path / "data"
     _write(data / "xnli" / "en.jsonl", ['{"text_a": "the cat", "text_b": "a dog", "label": 0}'] * 4)
     _write(data / "pawsx" / "en.jsonl", ['{"text_a": "the cat", "text_b": "a dog", "label": 0}', "{not json"])
@@ -83,7 +83,7 @@ def test_second_task_bad_data_fails_before_measuring(tmp_path, tiny_vocab_file, 
 
 
 def test_failure_after_first_task_keeps_its_rows(tmp_path, monkeypatch):
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=1")
     real = pipeline._run_task
 
@@ -106,7 +106,7 @@ def test_failure_after_first_task_keeps_its_rows(tmp_path, monkeypatch):
 
 
 def test_interrupt_keeps_old_results_and_writes_incomplete(finished_run, monkeypatch):
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     before = _snapshot(finished_run)
 
     def interrupt(*args, **kwargs):
@@ -122,7 +122,7 @@ def test_interrupt_keeps_old_results_and_writes_incomplete(finished_run, monkeyp
 
 @pytest.mark.parametrize("target", ["file", "proc"])
 def test_unwritable_out_fails_at_start(tmp_path, target, monkeypatch):
-    import xlt_bench.pipeline as pipeline
+    import xlt_bench.run.pipeline as pipeline
     monkeypatch.setattr(pipeline, "_measure_peaks", lambda *a: pytest.fail("measured before checking --out"))
     out = tmp_path / "a-file" if target == "file" else Path("/proc/xlt-bench-cannot-write/run")
     if target == "file":

@@ -12,8 +12,8 @@ import pytest
 from xlt_bench.backends import onnx_build
 from xlt_bench.backends.onnx_cache import MANIFEST, file_sha256, get_or_build
 from xlt_bench.backends.onnxrt import OnnxRuntimeBackend
-from xlt_bench.errors import InputError
-from xlt_bench.models import build_model
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import build_model
 
 
 def write_model(tmp, text="weights"):
@@ -145,7 +145,7 @@ def test_export_works_with_a_relative_cache_dir(tmp_path, monkeypatch):
     """The default --cache-dir is relative (.xlt_cache) while the optimiser's child process changes directory:
     every path it is given must still resolve."""
     from xlt_bench.backends import get_backend_class
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
     monkeypatch.chdir(tmp_path)
     backend = get_backend_class("onnxruntime")(build_model("tiny-xlmr", "pair", 3), "cpu", "fp32", 1, ".xlt_cache")
     backend.load()

@@ -10,8 +10,8 @@ import pytest
 
 from xlt_bench.backends import get_backend_class
 from parity_helpers import compare_outputs
-from xlt_bench.errors import InputError
-from xlt_bench.models import build_model
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import build_model
 
 pytest.importorskip("optimum.onnxruntime")
 from xlt_bench.backends.optimum_ort import OptimumBackend, cpu_has_vnni  # noqa: E402
@@ -115,7 +115,7 @@ def test_vnni_read_from_cpuinfo_flags():
 
 
 def test_config_validates_level():
-    from xlt_bench.config import RunConfig
+    from xlt_bench.core.config import RunConfig
 
     assert RunConfig(ort_opt_level="O3").ort_opt_level == "O3"
     with pytest.raises(InputError, match="O1, O2, O3, O4"):

@@ -12,13 +12,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from xlt_bench.backends.eager import EagerBackend, torch_inputs
 from xlt_bench.backends.packed_forward import PackedEncoder
-from xlt_bench.batching import batch_stats, collate, make_batches
-from xlt_bench.errors import InputError
-from xlt_bench.flops import EncoderShape, executed_flops, packed_flops, useful_flops
-from xlt_bench.models import build_model
-from xlt_bench.packing import pack_rows, plan_packed
-from xlt_bench.profiler import measure, prepare_batches
-from xlt_bench.stats import padding_waste
+from xlt_bench.batching.planners import batch_stats, collate, make_batches
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.flops import EncoderShape, executed_flops, packed_flops, useful_flops
+from xlt_bench.backends.models import build_model
+from xlt_bench.batching.packing import pack_rows, plan_packed
+from xlt_bench.measure.passes import measure, prepare_batches
+from xlt_bench.core.stats import padding_waste
 
 HAND_LENGTHS = np.array([5, 3, 8, 2, 6])
 
@@ -218,9 +218,9 @@ def test_packed_flops_match_flop_counter_mode(name, kind):
 # --- the strategy, end to end -------------------------------------------------------------------------------------
 
 def test_strategy_plans_under_dynamic_budget():
-    from xlt_bench.batching import CostModel
-    from xlt_bench.strategies import get_strategy, plan
-    from xlt_bench.strategies.base import PlanRequest
+    from xlt_bench.batching.planners import CostModel
+    from xlt_bench.batching.strategies import get_strategy, plan
+    from xlt_bench.batching.strategies.base import PlanRequest
     strategy = get_strategy("packed")
     assert strategy.pads is False and strategy.requires_backend_feature == "supports_packed"
     cost = CostModel(1.0, 1e-3, 0.0, max_tokens_measured=64)

@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from xlt_bench.models import ffn_sizes
-from xlt_bench.peak import gemm_peak, measure_peaks
+from xlt_bench.backends.models import ffn_sizes
+from xlt_bench.measure.gemm_peak import gemm_peak, measure_peaks
 
 SMALL = dict(m=256, k=768, n=768)  # 0.3 GFLOP per call: a few ms, so the tests stay fast on a loaded machine
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from xlt_bench.cli import main
-from xlt_bench.config import RunConfig
-from xlt_bench.pipeline import run
-from xlt_bench.schema import ALL_LANGS, ROW_FIELDS, load_results
+from xlt_bench.core.config import RunConfig
+from xlt_bench.run.pipeline import run
+from xlt_bench.core.schema import ALL_LANGS, ROW_FIELDS, load_results
 
 pytestmark = pytest.mark.slow
 

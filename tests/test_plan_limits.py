@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xlt_bench.batching import CostModel, make_batches, plan_dynamic, predict_seconds
+from xlt_bench.batching.planners import CostModel, make_batches, plan_dynamic, predict_seconds
 
 
 def test_static_longest_beyond_a_small_budget_is_still_a_candidate():
@@ -53,8 +53,8 @@ def test_the_probe_records_what_ran_out_of_memory_and_the_plan_keeps_to_what_ran
     """The fake backend runs out of memory above rows x L^2 = 131072 (8 rows at 128, 32 at 64): the probe records
     the failures with the most rows that ran, and the dynamic plan at 128 never holds more than ran there."""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.models import build_model
-    from xlt_bench.profiler import probe_cost_model
+    from xlt_bench.backends.models import build_model
+    from xlt_bench.measure.passes import probe_cost_model
     fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=2.0, oom_tokens_sq=131072))
     fake.load()
     report: dict = {}

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from xlt_bench.backends.eager import EagerBackend
-from xlt_bench.batching import Batch, make_batches
-from xlt_bench.flops import EncoderShape
-from xlt_bench.models import build_model
-from xlt_bench.profiler import measure, prepare_batches, probe_cost_model, restore_order, timed_pass, warm_up
-from xlt_bench.rows import all_rows, measurement_row
-from xlt_bench.schema import ALL_LANGS, RowKey
+from xlt_bench.batching.planners import Batch, make_batches
+from xlt_bench.core.flops import EncoderShape
+from xlt_bench.backends.models import build_model
+from xlt_bench.measure.passes import measure, prepare_batches, probe_cost_model, restore_order, timed_pass, warm_up
+from xlt_bench.results.rows import all_rows, measurement_row
+from xlt_bench.core.schema import ALL_LANGS, RowKey
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_cost_probe_fits_a_positive_model(backend):
 def test_cost_probe_on_fake_backend_recovers_its_cost(cost, flat):
     """The fake backend sleeps a known time: the fit must find it (a launch-bound one is flat, never rejected)."""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
     fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost.from_env(cost))
     fake.load()
     model, samples, budget = probe_cost_model(fake, vocab_size=250002, pad_id=1, max_length=64, repeats=2,
@@ -117,7 +117,7 @@ def test_cost_probe_on_fake_backend_recovers_its_cost(cost, flat):
 
 
 def _row(lang, batching, real, padded, wall, lat, n=10):
-    from xlt_bench.profiler import Measurement
+    from xlt_bench.measure.passes import Measurement
     lengths = np.full(n, real // n)
     m = Measurement(batches=[Batch(np.arange(n), padded // n)], latencies_ms=lat, pass_wall_s=[wall],
                     outputs=[], warmup_shapes=1)
@@ -151,7 +151,7 @@ def test_timed_tracker_brackets_the_timed_passes_only():
     from contextlib import contextmanager
 
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
     fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=1))
     lengths = np.array([5, 9, 12, 30])
     batches = make_batches(lengths, "static", batch_size=2, max_length=32)   # 2 batches of one shape (2, 32)
@@ -174,7 +174,7 @@ def test_cost_probe_warms_each_shape_as_often_as_the_backend_asks():
     from collections import Counter
 
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
 
     class CompilesOnSecondCall(FakeBackend):
         warmup_calls = 2
@@ -191,7 +191,7 @@ def test_cost_probe_warms_each_shape_as_often_as_the_backend_asks():
 def test_injected_slowdown_scales_every_batch():
     """On a backend that sleeps a known 20 ms, a slowdown of 0.5 makes each timed batch take 30 ms."""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
     fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=20.0))
     lengths = np.array([6, 7])
     batches = make_batches(lengths, "static", batch_size=1, max_length=8)
@@ -205,7 +205,7 @@ def test_cost_probe_stops_at_the_memory_limit():
     """A device that runs out of memory above 1,024 tokens (or at 2 x 128 with attention's L^2 memory): the
     probe keeps what ran, never plans past it, and a real error still raises."""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.models import build_model
+    from xlt_bench.backends.models import build_model
 
     class SmallDevice(FakeBackend):
         def forward(self, prepared):
@@ -236,8 +236,8 @@ def test_two_probes_under_ten_percent_noise_pick_the_same_budget(cost):
     search stops at the third. (Where plans differ by less than the fit's noise, as in the per-token regime, the
     planner's choice among them can still differ between probes.)"""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
-    from xlt_bench.batching import plan_dynamic
-    from xlt_bench.models import build_model
+    from xlt_bench.batching.planners import plan_dynamic
+    from xlt_bench.backends.models import build_model
     lengths = np.random.default_rng(0).integers(8, 120, size=200)
     found = []
     for seed in (1, 2):
@@ -257,7 +257,7 @@ def test_two_probes_under_ten_percent_noise_pick_the_same_budget(cost):
 
 
 def test_budget_is_chosen_on_the_smoothed_curve():
-    from xlt_bench.profiler import choose_budget, smoothed
+    from xlt_bench.measure.passes import choose_budget, smoothed
     # One disturbed shape (256 tokens measured at half speed) inside a rising curve: the running median ignores it.
     tokens, rates = [64, 128, 256, 512, 1024], [100.0, 180.0, 90.0, 300.0, 310.0]
     assert smoothed(rates) == [100.0, 100.0, 180.0, 300.0, 310.0]
@@ -269,8 +269,8 @@ def test_budget_is_chosen_on_the_smoothed_curve():
 
 
 def test_a_term_below_the_tolerance_everywhere_is_dropped():
-    from xlt_bench.batching import CostModel
-    from xlt_bench.profiler import without_unresolved_terms
+    from xlt_bench.batching.planners import CostModel
+    from xlt_bench.measure.passes import without_unresolved_terms
     samples = [(1, 64, 0.005), (256, 64, 0.0052)]
     # Per-token: 1e-8 x 16,384 = 0.16 ms of 5 ms at most (3%): below a 10% tolerance, dropped; the fixed cost stays.
     model = without_unresolved_terms(CostModel(fixed_s=0.005, per_token_s=1e-8), samples, 0.10)

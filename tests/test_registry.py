@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from xlt_bench.errors import InputError
-from xlt_bench.registry import Registry, did_you_mean
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.registry import Registry, did_you_mean
 
 
 class Base:
@@ -88,8 +88,8 @@ def test_missing_optional_package_names_the_pip_extra():
 
 
 def test_a_missing_class_in_an_existing_module_is_an_input_error():
-    reg = Registry("widget", "widgets", {"w": "xlt_bench.registry:NoSuchClass"})
-    with pytest.raises(InputError, match="xlt_bench.registry:NoSuchClass does not exist"):
+    reg = Registry("widget", "widgets", {"w": "xlt_bench.core.registry:NoSuchClass"})
+    with pytest.raises(InputError, match="xlt_bench.core.registry:NoSuchClass does not exist"):
         reg.get("w")
 
 
@@ -108,9 +108,9 @@ def test_register_and_unregister():
 def _every_registry():
     from xlt_bench.backends import BACKENDS
     from xlt_bench.scenarios import SCENARIOS
-    from xlt_bench.serving.policies import POLICIES
-    from xlt_bench.strategies import STRATEGIES
-    from xlt_bench.tasks import TASK_REGISTRY
+    from xlt_bench.scenarios.serving.policies import POLICIES
+    from xlt_bench.batching.strategies import STRATEGIES
+    from xlt_bench.data.tasks import TASK_REGISTRY
     return {"backends": BACKENDS, "scenarios": SCENARIOS, "policies": POLICIES, "strategies": STRATEGIES,
             "tasks": TASK_REGISTRY}
 
@@ -127,7 +127,7 @@ def test_every_project_entry_resolves_or_names_its_extra(which):
 
 
 def test_config_validates_names_against_the_registries():
-    from xlt_bench.config import RunConfig
+    from xlt_bench.core.config import RunConfig
     with pytest.raises(InputError, match=r"field 'batching': unknown batching strategy 'dynamc' "
                                          r"\(did you mean 'dynamic'\?\)"):
         RunConfig(batching=("static", "dynamc"))

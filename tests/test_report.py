@@ -11,10 +11,10 @@ import pytest
 
 from fixtures_results import BACKEND_RATE, DYNAMIC_OVERHEAD, MAX_LEN, MEAN_TOKENS, N_EXAMPLES, PAWSX_LANGS, XNLI_LANGS
 from fixtures_results import make_document
-from xlt_bench.errors import InputError
+from xlt_bench.core.errors import InputError
 from xlt_bench.report import console_summary, render_run, run_report, tables
 from xlt_bench.report.blocks import markdown_table
-from xlt_bench.schema import ROW_FIELDS
+from xlt_bench.core.schema import ROW_FIELDS
 
 bs4 = pytest.importorskip("bs4")
 
@@ -100,7 +100,7 @@ def test_pareto_mask_by_hand():
 
 
 def test_grouping_by_family_by_hand():
-    languages = pytest.importorskip("xlt_bench.languages")
+    languages = pytest.importorskip("xlt_bench.core.languages")
     doc = make_document(tasks={"xnli": ("en", "de", "th")})
     per_lang = tables.per_language_frame(tables.rows_frame(doc))
     t = tables.grouping_table(per_lang, "family", languages.group_of)

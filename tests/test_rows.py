@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xlt_bench.metric_defs import METRICS, Metric
-from xlt_bench.rows import all_rows
-from xlt_bench.schema import ALL_LANGS, ROW_FIELDS, RowKey, row_key
+from xlt_bench.core.catalogue import METRICS, Metric
+from xlt_bench.results.rows import all_rows
+from xlt_bench.core.schema import ALL_LANGS, ROW_FIELDS, RowKey, row_key
 
 
 def test_row_fields_are_the_results_file_contract():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xlt_bench.run_peaks import apply_run_peaks, merge_peaks, peak_for
+from xlt_bench.measure.run_peaks import apply_run_peaks, merge_peaks, peak_for
 
 
 def test_merge_keeps_both_measurements_and_the_best_as_the_peak():
@@ -56,8 +56,8 @@ def test_train_cost_notes_say_where_hours_come_from():
 
 
 def test_workload_needs_only_four_model_facts_and_no_model_library():
-    from xlt_bench.tasks import get_task
-    from xlt_bench.workload import load_workload
+    from xlt_bench.data.tasks import get_task
+    from xlt_bench.data.workload import load_workload
     facts = SimpleNamespace(vocab_size=50, pad_id=0, max_positions=16, takes_token_types=False)
     cfg = SimpleNamespace(max_length=128, langs=("en", "de"), shape=(3, 8), seed=0)
     workload = load_workload(cfg, get_task("xnli"), facts)
@@ -70,6 +70,6 @@ def test_workload_needs_only_four_model_facts_and_no_model_library():
 
 def test_workload_module_does_not_import_the_model_module():
     import subprocess
-    code = "import sys, xlt_bench.workload; print('xlt_bench.models' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, xlt_bench.data.workload; print('xlt_bench.backends.models' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from xlt_bench.backends.fake import FakeBackend, FakeCost
-from xlt_bench.config import RunConfig
-from xlt_bench.errors import InputError
-from xlt_bench.models import build_model
-from xlt_bench.serving.arrivals import load_trace, poisson_arrivals
-from xlt_bench.serving.loop import serve, summarise
-from xlt_bench.serving.policies import Request, make_policy
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import build_model
+from xlt_bench.scenarios.serving.arrivals import load_trace, poisson_arrivals
+from xlt_bench.scenarios.serving.loop import serve, summarise
+from xlt_bench.scenarios.serving.policies import Request, make_policy
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_too_short_to_issue_a_request():
 
 @pytest.mark.slow
 def test_server_run_rows(tmp_path, monkeypatch):
-    from xlt_bench.pipeline import run
+    from xlt_bench.run.pipeline import run
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=4,per_token_us=2")
     cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en", "th"), limit=64, backends=("fake",),
                     scenario="server", qps="20,2000", duration=1.5, slo_ms=200, threads=1,
@@ -259,8 +259,8 @@ def test_server_run_rows(tmp_path, monkeypatch):
 
 
 def test_bucket_edges_merge_to_the_cheapest_few():
-    from xlt_bench.batching import CostModel
-    from xlt_bench.serving.policies import bucket_edges
+    from xlt_bench.batching.planners import CostModel
+    from xlt_bench.scenarios.serving.policies import bucket_edges
     # Three tight clusters of lengths; a cost model with little per-call cost cuts every cluster apart.
     lengths = np.array([10] * 20 + [11] * 20 + [40] * 20 + [41] * 20 + [100] * 5)
     edges = bucket_edges(lengths, CostModel(1e-6, 1e-3), 4096, 128, max_buckets=3)

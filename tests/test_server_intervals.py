@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xlt_bench.config import RunConfig
-from xlt_bench.errors import InputError
-from xlt_bench.schema import row_key
-from xlt_bench.serving.combine import combine_seeds
-from xlt_bench.serving.policies import POLICIES, TRIALS
-from xlt_bench.serving.search import (MAX_LOADS, REL_WIDTH, Bracket, geometric_mean, max_qps_estimate, next_load,
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.schema import row_key
+from xlt_bench.scenarios.serving.combine import combine_seeds
+from xlt_bench.scenarios.serving.policies import POLICIES, TRIALS
+from xlt_bench.scenarios.serving.search import (MAX_LOADS, REL_WIDTH, Bracket, geometric_mean, max_qps_estimate, next_load,
                                       search, seed_brackets)
-from xlt_bench.serving.tuning import FIT_SHARE, choose, held_out_split
-from xlt_bench.stats import log_t_interval, paired_ratio_interval
+from xlt_bench.scenarios.serving.tuning import FIT_SHARE, choose, held_out_split
+from xlt_bench.core.stats import log_t_interval, paired_ratio_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_held_out_split_per_language():
 
 
 def test_every_tunable_policy_gets_the_same_number_of_trials():
-    from xlt_bench.batching import CostModel
+    from xlt_bench.batching.planners import CostModel
     lengths = np.array([10] * 20 + [40] * 20 + [100] * 5)
     counts = {name: len(POLICIES.get(name).trial_settings(512, 128, lengths, CostModel(1e-3, 1e-5)))
               for name in POLICIES.names()}
@@ -221,7 +221,7 @@ def test_gate_baseline_rows_keep_their_keys():
 @pytest.mark.slow
 def test_server_auto_search_rows_carry_intervals(tmp_path, monkeypatch):
     import xlt_bench.scenarios.server as server
-    from xlt_bench.pipeline import run
+    from xlt_bench.run.pipeline import run
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=4,per_token_us=20")
     split, served_seqs, served_policies = {}, [], []
     real_split, real_serve = server.held_out_split, server.serve
@@ -274,7 +274,7 @@ def test_server_auto_search_rows_carry_intervals(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_trace_repeats_replay_the_same_requests(tmp_path, monkeypatch):
-    from xlt_bench.pipeline import run
+    from xlt_bench.run.pipeline import run
     monkeypatch.setenv("XLT_FAKE_COST", "fixed_ms=2")
     trace = tmp_path / "trace.txt"
     trace.write_text("\n".join(f"{0.02 * i:.2f}" for i in range(40)) + "\n")

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from xlt_bench.batching import Batch, CostModel
-from xlt_bench.errors import InputError
-from xlt_bench.strategies import (STRATEGIES, colour_of, get_strategy, headline, needs_cost_model, plan,
+from xlt_bench.batching.planners import Batch, CostModel
+from xlt_bench.core.errors import InputError
+from xlt_bench.batching.strategies import (STRATEGIES, colour_of, get_strategy, headline, needs_cost_model, plan,
                                   reference_order, report_order, uses_token_budget)
-from xlt_bench.strategies.base import BatchingStrategy, PlanRequest, SharedPlan
+from xlt_bench.batching.strategies.base import BatchingStrategy, PlanRequest, SharedPlan
 
 BUILT_IN = ("static", "static-longest", "dynamic", "dynamic-shared")
 LENGTHS = np.array([5, 30, 7, 12, 3, 9])
@@ -139,7 +139,7 @@ def test_a_strategy_needing_a_backend_feature_is_refused_with_those_that_have_it
 
 
 def test_the_train_scenario_refuses_a_strategy_that_says_why():
-    from xlt_bench.config import RunConfig
+    from xlt_bench.core.config import RunConfig
     from xlt_bench.scenarios import get_scenario
     cfg = RunConfig(model="tiny-xlmr", scenario="train", backends=("eager",), batching=("dynamic-shared",))
     with pytest.raises(InputError, match="batching 'dynamic-shared' compares inference backends"):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlt_bench.errors import InputError
+from xlt_bench.core.errors import InputError
 from xlt_bench.study import get_study, study_names
 from xlt_bench.study import cli as study_cli
 from xlt_bench.study.stats import correlation, geometric_mean, interval_ratio, median_ratio, spread

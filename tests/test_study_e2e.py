@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from xlt_bench.cli import main
-from xlt_bench.errors import InputError
+from xlt_bench.core.errors import InputError
 from xlt_bench.study import cli as study_cli
 
 
@@ -127,7 +127,7 @@ def test_models_on_lengths_profiles_of_each_tokenizer(tmp_path, sentencepiece_di
     profile = tmp_path / "spm_profiles.json"
     assert main(["lengths", "--data", f"local:{xtreme_dir}", "--tokenizer", str(sentencepiece_dir), "--tasks",
                  "xnli", "--langs", "en,de,th", "--out", str(profile)]) == 0
-    from xlt_bench.lengths import SHIPPED_PROFILES
+    from xlt_bench.data.lengths import SHIPPED_PROFILES
     out = tmp_path / "models"
     assert study("models", "--quick", "--data", "synthetic", "--tokenizers", f"{sentencepiece_dir},{mbert_vocab}",
                  "--profiles", f"{profile},{SHIPPED_PROFILES}", "--langs", "en,de,th", "--limit", "4",

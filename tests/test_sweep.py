@@ -9,8 +9,8 @@ import time
 import pytest
 
 from xlt_bench.cli import main
-from xlt_bench.errors import InputError
-from xlt_bench.schema import load_results
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.schema import load_results
 from xlt_bench.sweep.grid import load_sweep
 from xlt_bench.sweep.run import sweep
 

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from xlt_bench.errors import InputError
-from xlt_bench.synthetic import available_profiles, lengths_from_hist, profile_source, synthetic_encoded
-from xlt_bench.tasks import get_task
+from xlt_bench.core.errors import InputError
+from xlt_bench.data.synthetic import available_profiles, lengths_from_hist, profile_source, synthetic_encoded
+from xlt_bench.data.tasks import get_task
 
 BIG = 1 << 20
 
@@ -99,7 +99,7 @@ def test_missing_profiles_are_input_errors():
 
 
 def test_fixed_shape_gives_one_padded_shape():
-    from xlt_bench.synthetic import fixed_shape_encoded
+    from xlt_bench.data.synthetic import fixed_shape_encoded
     out = fixed_shape_encoded(get_task("xnli"), "en", (4, 16), vocab_size=100, pad_id=1, seed=0,
                               takes_token_types=False)
     assert out.lengths.tolist() == [16] * 4 and out.n_examples == 4 and out.token_type_ids is None
@@ -117,7 +117,7 @@ def own_profiles(tmp_path, tiny_vocab_file):
     """A profile file written by `lengths` from hand-made data: xnli/en lengths 6, 8 and 15 (see test_lengths)."""
     import json
 
-    from xlt_bench.lengths import build_profiles, write_profiles
+    from xlt_bench.data.lengths import build_profiles, write_profiles
     (tmp_path / "data" / "xnli").mkdir(parents=True)
     rows = [{"text_a": "the cats", "text_b": "a dog", "label": 0}, {"text_a": "the cat", "text_b": "dog", "label": 1},
             {"text_a": "the cat sat on the mat . the dog sat", "text_b": "a dog", "label": 2}]

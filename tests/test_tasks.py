@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xlt_bench.errors import InputError
-from xlt_bench.tasks import KINDS, TASKS, all_languages, describe_tasks, get_task, resolve_langs
+from xlt_bench.core.errors import InputError
+from xlt_bench.data.tasks import KINDS, TASKS, all_languages, describe_tasks, get_task, resolve_langs
 
 EXPECTED_COUNTS = {"xnli": 15, "pawsx": 7, "xcopa": 11, "udpos": 38, "panx": 48, "xquad": 11, "mlqa": 7,
                    "tydiqa": 9, "tatoeba": 41, "mewslix": 11, "lareqa": 11}

@@ -1,4 +1,4 @@
-"""The one timing loop (xlt_bench/timing.py): per-call latencies and the sequence's wall time, by hand."""
+"""The one timing loop (xlt_bench/measure/timing.py): per-call latencies and the sequence's wall time, by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from xlt_bench.timing import time_calls
+from xlt_bench.measure.timing import time_calls
 
 
 def test_cpu_latencies_and_wall_by_hand():

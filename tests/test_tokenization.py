@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from xlt_bench.dataset import load_examples
-from xlt_bench.errors import InputError
-from xlt_bench.tasks import get_task
-from xlt_bench.tokenization import IGNORE_LABEL, encode, load_tokenizer
+from xlt_bench.data.dataset import load_examples
+from xlt_bench.core.errors import InputError
+from xlt_bench.data.tasks import get_task
+from xlt_bench.data.tokenization import IGNORE_LABEL, encode, load_tokenizer
 
 CLS, SEP = 2, 3
 

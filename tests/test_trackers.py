@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xlt_bench.trackers import (NO_GPU, EnergyTracker, MemoryTracker, integrate_power, joules_per_1k_tokens)
+from xlt_bench.measure.trackers import (NO_GPU, EnergyTracker, MemoryTracker, integrate_power, joules_per_1k_tokens)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
 
@@ -89,7 +89,7 @@ def test_energy_on_gpu():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without the NVIDIA driver")
 def test_missing_nvml_library_gives_a_note_not_an_error(monkeypatch):
     # Pretend torch found a GPU, so the tracker really calls pynvml.nvmlInit, which fails here (no driver library).
-    monkeypatch.setattr("xlt_bench.trackers._cuda_index", lambda device: 0)
+    monkeypatch.setattr("xlt_bench.measure.trackers._cuda_index", lambda device: 0)
     with EnergyTracker("cuda") as energy:
         pass
     assert energy.energy_j is None and energy.mean_util_pct is None
@@ -97,7 +97,7 @@ def test_missing_nvml_library_gives_a_note_not_an_error(monkeypatch):
 
 
 def test_nested_rss_windows_keep_the_outer_peak():
-    from xlt_bench.trackers import RssWindow
+    from xlt_bench.measure.trackers import RssWindow
     with RssWindow() as outer:
         big = np.ones(300 * 1024 * 1024 // 8)   # 300 MB resident, then freed before the inner window resets
         del big
@@ -119,7 +119,7 @@ def test_stage_clock_reports_each_stages_own_peak():
         del big
     with clock("small"):
         sum(range(1000))
-    from xlt_bench.trackers import RssWindow
+    from xlt_bench.measure.trackers import RssWindow
     with RssWindow() as probe:
         pass
     if probe.scope != "block":

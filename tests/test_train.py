@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from xlt_bench.config import RunConfig
-from xlt_bench.errors import InputError
-from xlt_bench.flops import (EncoderShape, forward_flops, optimizer_flops, train_executed_flops, train_step_flops,
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.flops import (EncoderShape, forward_flops, optimizer_flops, train_executed_flops, train_step_flops,
                              train_useful_flops)
-from xlt_bench.models import build_model
-from xlt_bench.pipeline import run
+from xlt_bench.backends.models import build_model
+from xlt_bench.run.pipeline import run
 from xlt_bench.scenarios.train import _loss
 
 TINY = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
@@ -117,7 +117,7 @@ def _plan(tmp_path, text):
 def test_padding_ratio_by_hand():
     import numpy as np
 
-    from xlt_bench.train_cost import padding_ratio
+    from xlt_bench.run.train_cost import padding_ratio
     flops_shape = EncoderShape(hidden=4, layers=2, attn_heads=2, ffn=8, head_kind="sequence", num_labels=3)
     lengths = np.array([5, 2, 5, 3])
     useful = 2 * 3416 + 1208 + 1880          # tests/test_flops.py's hand counts at L = 5, 2, 3
@@ -130,7 +130,7 @@ def test_padding_ratio_by_hand():
 
 
 def test_estimate_counts_passes_and_copies(tmp_path):
-    from xlt_bench.train_cost import estimate, load_plan
+    from xlt_bench.run.train_cost import estimate, load_plan
     base = estimate(load_plan(_plan(tmp_path, PLAN)))
     adv = estimate(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "adversarial"\n'
                                                                         "pgd_steps = 2"))))
@@ -158,7 +158,7 @@ def test_estimate_counts_passes_and_copies(tmp_path):
     (('accelerator = "h100-sxm"', 'acelerator = "h100-sxm"'), "acelerator", 1),
 ])
 def test_bad_plans_name_file_line_and_field(tmp_path, change, field, line):
-    from xlt_bench.train_cost import load_plan
+    from xlt_bench.run.train_cost import load_plan
     path = _plan(tmp_path, PLAN.replace(*change))
     with pytest.raises(InputError) as err:
         load_plan(path)

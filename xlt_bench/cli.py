@@ -11,12 +11,12 @@ import logging
 import sys
 from pathlib import Path
 
-from .backends import BACKENDS
-from .config import build_config
-from .errors import InputError
-from .scenarios import SCENARIOS
-from .serving.policies import POLICIES
-from .strategies import STRATEGIES
+from xlt_bench.backends import BACKENDS
+from xlt_bench.core.config import build_config
+from xlt_bench.core.errors import InputError
+from xlt_bench.scenarios import SCENARIOS
+from xlt_bench.scenarios.serving.policies import POLICIES
+from xlt_bench.batching.strategies import STRATEGIES
 
 RUN_OPTIONS = {
     # option: (type, help) — defaults live in config.RunConfig so TOML and CLI share them.
@@ -86,7 +86,7 @@ def _add_run_parser(sub) -> None:
 def _run_defaults() -> dict:
     from dataclasses import MISSING, fields
 
-    from .config import RunConfig
+    from xlt_bench.core.config import RunConfig
     return {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
 
 
@@ -221,7 +221,7 @@ def _add_tasks_parser(sub) -> None:
 
 
 def _add_study_parser(sub) -> None:
-    from .study.cli import add_arguments
+    from xlt_bench.study.cli import add_arguments
     p = sub.add_parser("study", help="answer one research question (batching, resource, alignment, models, "
                                      "train-cost): runs what it needs, writes study.md/html; --list describes them")
     add_arguments(p)
@@ -242,7 +242,7 @@ SUBCOMMAND_PARSERS = [_add_run_parser, _add_report_parser, _add_compare_parser, 
 
 
 def _gate_metrics() -> list[str]:
-    from .gate import KNOWN_METRICS
+    from xlt_bench.ci.gate import KNOWN_METRICS
     return list(KNOWN_METRICS)
 
 
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_Formatter())
     logging.basicConfig(level=level, handlers=[handler])
-    from . import progress
+    from xlt_bench.core import progress
     progress.QUIET = verbosity < 0   # set on every call: an earlier `-q` in the same process must not linger
     try:
         return COMMANDS[args.command](args)
@@ -313,22 +313,22 @@ def cmd_run(args) -> int:
     if args.print_config:
         print(config_toml(cfg))
         return 0
-    from .model_source import check_model_source
+    from xlt_bench.backends.model_source import check_model_source
     check_model_source(cfg.model)   # before the heavy imports: a mistyped --model fails in about a second
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     if args.dry_run:
-        from .estimate import describe_estimate, estimate
-        from .preflight import describe, preflight
+        from xlt_bench.run.estimate import describe_estimate, estimate
+        from xlt_bench.run.preflight import describe, preflight
         plan = preflight(cfg, out, force=args.force)
-        from .report.console import dry_run_notes
+        from xlt_bench.report.console import dry_run_notes
         for line in describe(cfg, plan) + describe_estimate(estimate(cfg, plan.pairs)) + dry_run_notes(cfg):
             print(line)
         return 0
-    from .pipeline import run
+    from xlt_bench.run.pipeline import run
     doc = run(cfg, out, force=args.force)
     if not args.no_report:
         _render(out)
-    from .report.console import finished_run
+    from xlt_bench.report.console import finished_run
     print(finished_run(doc, out))
     return 0
 
@@ -349,13 +349,13 @@ def config_toml(cfg) -> str:
 
 
 def _render(out: Path) -> None:
-    from .report import render_run
+    from xlt_bench.report import render_run
     render_run(out)
 
 
 def cmd_report(args) -> int:
-    from .report import render_run
-    from .sweep.merge import is_sweep, render_sweep
+    from xlt_bench.report import render_run
+    from xlt_bench.sweep.merge import is_sweep, render_sweep
     _load_measured(args.run_dir, allow_incomplete=True)
     if is_sweep(Path(args.run_dir)):   # a sweep: one report per shard
         written = render_sweep(Path(args.run_dir))
@@ -368,15 +368,15 @@ def cmd_report(args) -> int:
 
 def _load_measured(path: str, *, allow_incomplete: bool = False) -> dict:
     """A results document that holds at least one row (what report, compare, gate and export need)."""
-    from .schema import load_results, resolve_results_path
-    from .validate import check_has_rows
+    from xlt_bench.core.schema import load_results, resolve_results_path
+    from xlt_bench.results.validate import check_has_rows
     doc = load_results(path, allow_incomplete=allow_incomplete)
     check_has_rows(doc, str(resolve_results_path(path, allow_incomplete=allow_incomplete)))
     return doc
 
 
 def cmd_compare(args) -> int:
-    from .report import render_compare
+    from xlt_bench.report import render_compare
     _load_measured(args.run_a)
     _load_measured(args.run_b)
     out = Path(args.out) if args.out else Path(args.run_b) / "compare"
@@ -387,7 +387,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_gate(args) -> int:
-    from .gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
+    from xlt_bench.ci.gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
     quiet = getattr(args, "verbosity", 0) == -1   # -q: the verdict line only (errors still on stderr)
     baseline = _load_measured(args.baseline, allow_incomplete=True)
     current = [_load_measured(path, allow_incomplete=True) for path in args.current]
@@ -409,8 +409,8 @@ def cmd_gate(args) -> int:
 def cmd_export(args) -> int:
     import json
 
-    from .export import github_action_benchmark
-    from .schema import atomic_write_text
+    from xlt_bench.ci.export import github_action_benchmark
+    from xlt_bench.core.schema import atomic_write_text
     text = json.dumps(github_action_benchmark(_load_measured(args.run_dir)), indent=1) + "\n"
     if args.out:
         atomic_write_text(args.out, text)
@@ -420,8 +420,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_lengths(args) -> int:
-    from .config import _as_tuple
-    from .lengths import build_profiles, write_profiles
+    from xlt_bench.core.config import _as_tuple
+    from xlt_bench.data.lengths import build_profiles, write_profiles
     doc = build_profiles(args.data, list(_as_tuple(args.tasks)), _as_tuple(args.langs), args.tokenizer, args.limit)
     write_profiles(doc, args.out)
     print(args.out)
@@ -429,7 +429,7 @@ def cmd_lengths(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep.run import sweep
+    from xlt_bench.sweep.run import sweep
     if args.workers < 1:
         raise InputError("must be at least 1", field="workers")
     doc = sweep(args.config, Path(args.out), args.executor, args.address, args.workers, args.dry_run,
@@ -444,9 +444,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_train_cost(args) -> int:
-    from .report.train_cost import render_train_cost, train_cost_notes
-    from .schema import load_results
-    from .train_cost import ACCELERATORS, estimate, load_plan
+    from xlt_bench.report.train_cost import render_train_cost, train_cost_notes
+    from xlt_bench.core.schema import load_results
+    from xlt_bench.run.train_cost import ACCELERATORS, estimate, load_plan
     plan = load_plan(args.plan)
     measured_path = args.measured or plan.measured
     measured = load_results(measured_path) if measured_path else None
@@ -460,7 +460,7 @@ def cmd_train_cost(args) -> int:
 
 
 def cmd_tasks(args) -> int:
-    from .tasks import describe_tasks
+    from xlt_bench.data.tasks import describe_tasks
     if args.json:
         import json
         print(json.dumps(describe_tasks(), indent=1, default=str))
@@ -472,19 +472,19 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from .study.cli import run as run_study
+    from xlt_bench.study.cli import run as run_study
     return run_study(args)
 
 
 def cmd_langs(args) -> int:
-    from .languages import metadata_frame
+    from xlt_bench.core.languages import metadata_frame
     frame = metadata_frame()
     if args.json:
         print(frame.to_json(orient="records", indent=1))
         return 0
     if args.group_by == "resource_class":
         # Joshi et al. 2020's classes: 0 left-behind ... 5 winners (labelled resources and unlabelled text).
-        from .report.tables import RESOURCE_CLASS_NAMES
+        from xlt_bench.report.tables import RESOURCE_CLASS_NAMES
         for group, codes in frame.groupby(args.group_by)["lang"]:
             print(f"{RESOURCE_CLASS_NAMES.get(str(group), group)}: {' '.join(codes)}")
         return 0

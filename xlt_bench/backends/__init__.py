@@ -3,7 +3,7 @@ optional runtimes (onnxruntime) installed."""
 
 from __future__ import annotations
 
-from ..registry import Registry
+from xlt_bench.core.registry import Registry
 
 BACKENDS = Registry("backend", "backends", {
     "eager": "xlt_bench.backends.eager:EagerBackend",

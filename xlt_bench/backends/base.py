@@ -1,5 +1,5 @@
 """The backend contract (DESIGN §5): load, run a batch, fetch its output. Every backend runs rectangular padded
-batches (rows x padded length); a backend that also runs packed batches (xlt_bench/packing.py: sequences
+batches (rows x padded length); a backend that also runs packed batches (xlt_bench/batching/packing.py: sequences
 concatenated per row, a block-diagonal 3-D mask, one output per sequence) declares `supports_packed`.
 
 The profiler drives a backend in three steps so that host->device copies and output fetches stay outside the
@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InputError
-from ..models import ModelBundle
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import ModelBundle
 
 
 class Backend(ABC):

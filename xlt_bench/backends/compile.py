@@ -14,8 +14,8 @@ import time
 import numpy as np
 import torch
 
-from ..errors import InputError
-from .eager import EagerBackend, torch_inputs
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.eager import EagerBackend, torch_inputs
 
 
 class CompileBackend(EagerBackend):
@@ -41,8 +41,8 @@ class CompileBackend(EagerBackend):
     def build_packed_module(self) -> torch.nn.Module:
         """The packed forward compiled the same way, on two small packed calls now, so compilation stays outside
         the timed region (prepare runs before warm-up and timing)."""
-        from ..packing import plan_packed
-        from .packed_forward import PackedEncoder
+        from xlt_bench.batching.packing import plan_packed
+        from xlt_bench.backends.packed_forward import PackedEncoder
         compiled = torch.compile(PackedEncoder(self.module._orig_mod), dynamic=True)
         start = time.perf_counter()
         for lengths in ((5,), (7, 9, 5), (11, 6, 8, 4, 3)):   # one row and one sequence: sizes inductor specialises

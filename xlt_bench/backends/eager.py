@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import TORCH_DTYPES
-from .base import Backend
+from xlt_bench.backends.models import TORCH_DTYPES
+from xlt_bench.backends.base import Backend
 
 
 def torch_inputs(inputs: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
@@ -66,7 +66,7 @@ class EagerBackend(TorchModuleBackend):
 
     def build_packed_module(self) -> torch.nn.Module:
         """The packed forward over the module this backend runs (its dtype or quantisation, the same weights)."""
-        from .packed_forward import PackedEncoder
+        from xlt_bench.backends.packed_forward import PackedEncoder
         return PackedEncoder(self.module)
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..clock import sleep_until
-from ..errors import InputError
-from .base import Backend
+from xlt_bench.core.clock import sleep_until
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.base import Backend
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..models import ModelBundle
+from xlt_bench.backends.models import ModelBundle
 
 OPSET = 17  # first opset with LayerNormalization as one op; ORT's fusions accept it
 EXPORTER = "torch.onnx.export(dynamo=False)"
@@ -51,7 +51,7 @@ def int8_settings(cpu_flags: list[str] | None = None) -> dict[str, Any]:
     summed in int16 and saturate at the full range (ONNX Runtime's quantization guide recommends reduce_range on
     non-VNNI machines)."""
     if cpu_flags is None:
-        from ..env import cpu_info
+        from xlt_bench.core.env import cpu_info
         cpu_flags = cpu_info()["flags"]
     has_int32_dot = any(flag in cpu_flags for flag in _INT32_DOT_FLAGS)
     return {**INT8_SETTINGS, "reduce_range": not has_int32_dot}
@@ -114,7 +114,7 @@ def save_for_export(bundle: ModelBundle, directory: Path) -> None:
 
 
 def load_saved(model_dir: str, head: str, num_labels: int, attn: str | None) -> ModelBundle:
-    from ..models import load_pretrained
+    from xlt_bench.backends.models import load_pretrained
     bundle = load_pretrained(model_dir, head, num_labels, attn)
     bundle.module.to(torch.float32)
     return bundle

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
-from . import onnx_build
-from .base import Backend
-from .onnx_cache import digest_json, get_or_build, read_manifest, weights_digest
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends import onnx_build
+from xlt_bench.backends.base import Backend
+from xlt_bench.backends.onnx_cache import digest_json, get_or_build, read_manifest, weights_digest
 
 EXTRA = "xlt-bench[onnxruntime]"
 # Bump when the build recipe changes in a way the versions below do not capture.

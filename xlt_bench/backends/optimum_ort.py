@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InputError
-from ..models import ModelBundle
-from . import onnx_build
-from .base import Backend
-from .onnx_cache import digest_json, get_or_build, read_manifest, weights_digest
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import ModelBundle
+from xlt_bench.backends import onnx_build
+from xlt_bench.backends.base import Backend
+from xlt_bench.backends.onnx_cache import digest_json, get_or_build, read_manifest, weights_digest
 
 EXTRA = "xlt-bench[optimum]"
 RECIPE_VERSION = 1

@@ -1,4 +1,4 @@
-"""The forward of a packed batch (xlt_bench/packing.py) through the model's own transformers modules.
+"""The forward of a packed batch (xlt_bench/batching/packing.py) through the model's own transformers modules.
 
 The stock embeddings, encoder and head modules run; only the glue differs from the padded forward: explicit position
 ids (restarting per sequence, plus the model's offset), a 3-D attention mask made broadcastable by the model's own
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import InputError
+from xlt_bench.core.errors import InputError
 
 # Model types whose embeddings take explicit position_ids and whose encoders take an extended 3-D mask.
 PACKED_MODEL_TYPES = ("bert", "xlm-roberta", "roberta")

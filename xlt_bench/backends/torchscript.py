@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import TORCH_DTYPES
-from .eager import TorchModuleBackend, torch_inputs
+from xlt_bench.backends.models import TORCH_DTYPES
+from xlt_bench.backends.eager import TorchModuleBackend, torch_inputs
 
 
 class TorchScriptBackend(TorchModuleBackend):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..schema import atomic_write_bytes, atomic_write_text, load_results
-from .console import console_summary
-from .run_report import build_run_report
+from xlt_bench.core.schema import atomic_write_bytes, atomic_write_text, load_results
+from xlt_bench.report.console import console_summary
+from xlt_bench.report.run_report import build_run_report
 
 __all__ = ["render_run", "render_compare", "console_summary"]
 
@@ -35,7 +35,7 @@ def render_run(run_dir: Path, *, allow_incomplete: bool = False) -> list[Path]:
 
 def render_compare(run_a: Path, run_b: Path, out_dir: Path) -> list[Path]:
     """Side-by-side report of two runs: out_dir/compare.md and compare.html (plus plots/compare_*.png)."""
-    from .compare import build_compare
+    from xlt_bench.report.compare import build_compare
 
     rendered = build_compare(load_results(run_a), load_results(run_b))
     out_dir = Path(out_dir)

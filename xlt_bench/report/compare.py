@@ -10,13 +10,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..schema import ALL_LANGS, ROW_KEY
-from ..strategies import headline
-from . import plots, tables
-from .blocks import MISSING, Block, bullets, heading, num, para, pct, plot, sig, table, times
-from .html import render_html
-from .markdown import render_markdown
-from .run_report import load_group_of
+from xlt_bench.core.schema import ALL_LANGS, ROW_KEY
+from xlt_bench.batching.strategies import headline
+from xlt_bench.report import plots, tables
+from xlt_bench.report.blocks import MISSING, Block, bullets, heading, num, para, pct, plot, sig, table, times
+from xlt_bench.report.html import render_html
+from xlt_bench.report.markdown import render_markdown
+from xlt_bench.report.run_report import load_group_of
 
 # Config keys that name what a run *is*; list-valued ones (tasks, backends, ...) only change the intersection.
 LABEL_KEYS = ("model", "device", "tokenizer", "data", "max_tokens", "batch_size", "max_length", "threads", "limit")

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import tables
-from .blocks import MISSING, num, pct, times
+from xlt_bench.report import tables
+from xlt_bench.report.blocks import MISSING, num, pct, times
 
 COLUMNS = ("task", "backend", "dtype", "batching", "ALL tok/s", "speedup", "waste", "mfu", "parity")
 
 
 def console_summary(doc: dict[str, Any]) -> str:
-    from .server_report import is_server_run, server_console
+    from xlt_bench.report.server_report import is_server_run, server_console
     if is_server_run(doc):
         return server_console(doc)
     df = tables.rows_frame(doc)

@@ -6,8 +6,8 @@ import base64
 import html
 import re
 
-from .blocks import Block
-from .plots import Chart
+from xlt_bench.report.blocks import Block
+from xlt_bench.report.plots import Chart
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2em auto;

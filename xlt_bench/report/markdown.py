@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .blocks import Block, markdown_table
+from xlt_bench.report.blocks import Block, markdown_table
 
 
 def render_markdown(blocks: list[Block]) -> str:

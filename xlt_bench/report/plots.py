@@ -13,9 +13,9 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..schema import ALL_LANGS  # noqa: E402
-from ..strategies import colour_of  # noqa: E402
-from . import tables  # noqa: E402
+from xlt_bench.core.schema import ALL_LANGS  # noqa: E402
+from xlt_bench.batching.strategies import colour_of  # noqa: E402
+from xlt_bench.report import tables  # noqa: E402
 
 TASK_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 GROUPINGS = ("resource_class", "family", "script")
@@ -186,7 +186,7 @@ def quality_chart(df: pd.DataFrame):
 
 def groupings_chart(per_lang: pd.DataFrame, group_of):
     if group_of is None:
-        raise NoData("language metadata (xlt_bench.languages) is not available")
+        raise NoData("language metadata (xlt_bench.core.languages) is not available")
     frames = {by: tables.grouping_table(per_lang, by, group_of) for by in GROUPINGS}
     frames = {by: f for by, f in frames.items() if len(f) >= 2}
     if not frames:

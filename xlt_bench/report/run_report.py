@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import plots, sections, tables
-from .blocks import Block
-from .html import render_html
-from .markdown import render_markdown
-from .shared_partition import shared_partition_section
+from xlt_bench.report import plots, sections, tables
+from xlt_bench.report.blocks import Block
+from xlt_bench.report.html import render_html
+from xlt_bench.report.markdown import render_markdown
+from xlt_bench.report.shared_partition import shared_partition_section
 
 
 @dataclass
@@ -21,14 +21,14 @@ class RenderedReport:
 
 
 def load_group_of() -> Callable[[str, str], str | None]:
-    """The grouping function reports use (xlt_bench.languages.group_of)."""
-    from ..languages import group_of
+    """The grouping function reports use (xlt_bench.core.languages.group_of)."""
+    from xlt_bench.core.languages import group_of
     return group_of
 
 
 def correlate(x: list[float], y: list[float]) -> dict[str, Any]:
-    """Pearson and Spearman across languages (xlt_bench.metrics.correlation)."""
-    from ..metrics import correlation
+    """Pearson and Spearman across languages (xlt_bench.results.task_scores.correlation)."""
+    from xlt_bench.results.task_scores import correlation
     return correlation(x, y)
 
 
@@ -61,7 +61,7 @@ def layout(doc: dict[str, Any], ctx: dict[str, Any], charts: dict, skipped: dict
 
 
 def build_run_report(doc: dict[str, Any]) -> RenderedReport:
-    from .server_report import is_server_run, server_blocks
+    from xlt_bench.report.server_report import is_server_run, server_blocks
     title = f"xlt-bench report — {doc.get('run', {}).get('id', 'run')}"
     if is_server_run(doc):
         blocks, charts = server_blocks(doc)

@@ -7,9 +7,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..schema import ALL_LANGS
-from . import tables
-from .blocks import MISSING, Block, bullets, heading, num, num_ci, para, pct, plot, sci, sig, table, times, times_ci
+from xlt_bench.core.schema import ALL_LANGS
+from xlt_bench.report import tables
+from xlt_bench.report.blocks import MISSING, Block, bullets, heading, num, num_ci, para, pct, plot, sci, sig, table, times, times_ci
 
 GROUP_TITLES = {"resource_class": "resource class", "family": "language family", "script": "script"}
 
@@ -224,7 +224,7 @@ def quality_table_display(df: pd.DataFrame, task: str) -> pd.DataFrame | None:
 def grouping_section(per_lang: pd.DataFrame, group_of: Callable | None) -> list[Block]:
     blocks = [heading("Language groups")]
     if group_of is None:
-        return blocks + [para("Skipped: language metadata (xlt_bench.languages) is not available.")]
+        return blocks + [para("Skipped: language metadata (xlt_bench.core.languages) is not available.")]
     if per_lang.empty:
         return blocks + [para("Skipped: no per-language rows.")]
     blocks.append(para(f"Means over the languages of each group and every task, for {per_lang.attrs['backend']} "

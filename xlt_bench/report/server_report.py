@@ -3,7 +3,7 @@ which policies cannot be told apart), latency vs offered load with the SLO line,
 histograms.
 
 Ratios of max QPS are paired by arrival seed (policy A's seed-s estimate ÷ policy B's, both served the same arrivals
-and requests): `xlt_bench.stats.paired_ratio_interval`. Rows written before server rows had intervals or their own
+and requests): `xlt_bench.core.stats.paired_ratio_interval`. Rows written before server rows had intervals or their own
 `policy` field are read too (the policy then sits in `batching`; figures without an interval show none).
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..stats import excludes_one, paired_ratio_interval
-from .blocks import Block, bullets, heading, num, para, pct, plot, sig, table, times
-from .plots import Chart, plt, to_png
+from xlt_bench.core.stats import excludes_one, paired_ratio_interval
+from xlt_bench.report.blocks import Block, bullets, heading, num, para, pct, plot, sig, table, times
+from xlt_bench.report.plots import Chart, plt, to_png
 
 POLICY_ORDER = ("none", "fixed", "token-budget", "length-bucketed")
 RATIO_TO = ("token-budget", "none")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..schema import ALL_LANGS
-from .blocks import MISSING, Block, heading, num, para, pct, table, times
-from .tables import ordered
+from xlt_bench.core.schema import ALL_LANGS
+from xlt_bench.report.blocks import MISSING, Block, heading, num, para, pct, table, times
+from xlt_bench.report.tables import ordered
 
 
 def shared_partition_frame(df: pd.DataFrame, task: str) -> pd.DataFrame:

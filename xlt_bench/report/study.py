@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..schema import atomic_write_bytes, atomic_write_text
-from .blocks import Block, bullets, heading, para
-from .html import render_html
-from .markdown import render_markdown
-from .plots import Chart, plt, to_png
+from xlt_bench.core.schema import atomic_write_bytes, atomic_write_text
+from xlt_bench.report.blocks import Block, bullets, heading, para
+from xlt_bench.report.html import render_html
+from xlt_bench.report.markdown import render_markdown
+from xlt_bench.report.plots import Chart, plt, to_png
 
 
 def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, ylabel: str,

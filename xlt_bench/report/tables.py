@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..metric_defs import declared
-from ..schema import ALL_LANGS, REFERENCE
-from ..speedup import reference_batching, speedup
-from ..strategies import headline, report_order
+from xlt_bench.core.catalogue import declared
+from xlt_bench.core.schema import ALL_LANGS, REFERENCE
+from xlt_bench.results.speedup import reference_batching, speedup
+from xlt_bench.batching.strategies import headline, report_order
 
 RESOURCE_CLASS_NAMES = {"0": "0 left-behind", "1": "1 scraping-by", "2": "2 hopeful", "3": "3 rising star",
                         "4": "4 underdog", "5": "5 winner"}

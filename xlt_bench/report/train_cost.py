@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..schema import atomic_write_bytes, atomic_write_text
-from .blocks import bullets, heading, para, pct, plot, sci, sig, table
-from .html import render_html
-from .markdown import render_markdown
-from .plots import Chart, colour_of, plt, to_png
+from xlt_bench.core.schema import atomic_write_bytes, atomic_write_text
+from xlt_bench.report.blocks import bullets, heading, para, pct, plot, sci, sig, table
+from xlt_bench.report.html import render_html
+from xlt_bench.report.markdown import render_markdown
+from xlt_bench.report.plots import Chart, colour_of, plt, to_png
 
 
 def train_cost_notes(plan, accelerator: dict[str, Any], measured_path: str | None, measured: bool) -> list[str]:

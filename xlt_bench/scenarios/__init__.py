@@ -5,7 +5,7 @@ Names map to "module:Class" strings imported lazily, like the backend registry.
 
 from __future__ import annotations
 
-from ..registry import Registry
+from xlt_bench.core.registry import Registry
 
 SCENARIOS = Registry("scenario", "scenario", {
     "offline": "xlt_bench.scenarios.offline:OfflineScenario",

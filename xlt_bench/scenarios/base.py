@@ -17,13 +17,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends.base import Backend
-from ..batching import CostModel
-from ..config import RunConfig
-from ..flops import EncoderShape
-from ..models import ModelBundle
-from ..trackers import RssWindow
-from ..workload import Workload
+from xlt_bench.backends.base import Backend
+from xlt_bench.batching.planners import CostModel
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.flops import EncoderShape
+from xlt_bench.backends.models import ModelBundle
+from xlt_bench.measure.trackers import RssWindow
+from xlt_bench.data.workload import Workload
 
 
 class StageClock:
@@ -82,7 +82,7 @@ class Scenario(ABC):
 
     def needs_cost_model(self, cfg: RunConfig) -> bool:
         """Whether run() wants ctx.cost (a start-up probe of the backend)."""
-        from ..strategies import needs_cost_model
+        from xlt_bench.batching.strategies import needs_cost_model
         return needs_cost_model(cfg.batching)
 
     @abstractmethod
@@ -91,5 +91,5 @@ class Scenario(ABC):
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """The lang = "ALL" rows of this scenario's per-language rows."""
-        from ..rows import all_rows
+        from xlt_bench.results.rows import all_rows
         return all_rows(rows)

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Backend
-from ..batching import make_batches, packing_bound_seconds, predict_seconds
-from ..budget import plan_budget
-from ..progress import bar
-from ..profiler import TimedSeries, prepare_batches, restore_order, wants_another_pass
-from ..rows import add_intervals, all_rows, measurement_row
-from ..schema import REFERENCE, RowKey
-from ..strategies import get_strategy, plan, runs_on
-from ..strategies.base import PlanRequest, SharedPlan
-from .base import Outputs, Scenario, ScenarioContext
+from xlt_bench.backends.base import Backend
+from xlt_bench.batching.planners import make_batches, packing_bound_seconds, predict_seconds
+from xlt_bench.batching.budget import plan_budget
+from xlt_bench.core.progress import bar
+from xlt_bench.measure.passes import TimedSeries, prepare_batches, restore_order, wants_another_pass
+from xlt_bench.results.rows import add_intervals, all_rows, measurement_row
+from xlt_bench.core.schema import REFERENCE, RowKey
+from xlt_bench.batching.strategies import get_strategy, plan, runs_on
+from xlt_bench.batching.strategies.base import PlanRequest, SharedPlan
+from xlt_bench.scenarios.base import Outputs, Scenario, ScenarioContext
 
 
 @dataclass
@@ -113,7 +113,7 @@ def _run_rounds(configs: list[_Config], cfg) -> None:
     """Timed passes, one per configuration per round, until the repeat rule of every configuration is met (all
     stop together, so pass r of each was timed in the same round). Energy and memory are tracked per pass and
     attributed to the configuration that ran it."""
-    from ..trackers import EnergyTracker, MemoryTracker
+    from xlt_bench.measure.trackers import EnergyTracker, MemoryTracker
     while _another_round(configs, cfg):
         for config in configs:
             energy = EnergyTracker(cfg.device)
@@ -166,7 +166,7 @@ def _finish(config: _Config, encoded) -> None:
 
 
 def _row_of(config: _Config, encoded) -> tuple[dict[str, Any], list[np.ndarray]]:
-    from ..trackers import joules_per_1k_tokens
+    from xlt_bench.measure.trackers import joules_per_1k_tokens
     ctx, cfg, backend = config.ctx, config.ctx.cfg, config.backend
     m = config.series.measurement()
     row = measurement_row(key=config.key, lengths=encoded.lengths, n_examples=encoded.n_examples, measurement=m,
@@ -197,7 +197,7 @@ def reference_outputs(cfg, bundle, workload, outputs: Outputs) -> list[str]:
     """Agreement always: where the run lacks the reference configuration (eager / fp32 / static), compute its outputs
     untimed, so an int8-only or dynamic-only run still reports agreement. Adds them to `outputs`; returns the
     languages it computed."""
-    from ..backends.eager import EagerBackend
+    from xlt_bench.backends.eager import EagerBackend
     missing = [s for s in workload.sets if (s.lang, *REFERENCE) not in outputs]
     if not missing:
         return []

@@ -3,11 +3,11 @@ trace), a batching policy forms batches from the queue, the real backend serves 
 achieved throughput and latency percentiles on one clock, with 95% intervals across `--arrival-seeds` repeats, the
 share within the SLO, padding; per policy the maximum sustainable QPS (the highest offered load whose p99 latency is
 within the SLO with nothing left unserved), bisected per seed to within 5% when `--qps auto` (MLPerf's Server metric),
-with an interval across seeds (xlt_bench/serving/search.py).
+with an interval across seeds (xlt_bench/scenarios/serving/search.py).
 
 Requests are single sequences drawn (seeded) from the run's workload, so the mix is the run's language mix; a
 held-out share of it only fits the length-bucketed policy's bucket edges, and every tunable policy is tuned with the
-same number of trial settings on an arrival seed that is not measured (xlt_bench/serving/tuning.py). Every policy sees
+same number of trial settings on an arrival seed that is not measured (xlt_bench/scenarios/serving/tuning.py). Every policy sees
 the same arrival times and requests for a given (load, seed), and a seed's arrivals at two loads are the same
 exponential draws rescaled (common random numbers), so p99 against load is smooth within a seed.
 """
@@ -18,18 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Backend
-from ..budget import plan_budget
-from ..flops import executed_flops, useful_flops
-from ..metric_defs import Metric, register
-from ..schema import ALL_LANGS, RowKey
-from ..serving.arrivals import load_trace, poisson_arrivals
-from ..serving.combine import combine_seeds
-from ..serving.loop import serve, summarise
-from ..serving.policies import POLICIES, Request, make_policy
-from ..serving.search import REL_WIDTH, max_qps_estimate, next_load, seed_brackets
-from ..serving.tuning import TUNING_SEED_INDEX, choose, held_out_split
-from .base import Outputs, Scenario, ScenarioContext
+from xlt_bench.backends.base import Backend
+from xlt_bench.batching.budget import plan_budget
+from xlt_bench.core.flops import executed_flops, useful_flops
+from xlt_bench.core.catalogue import Metric, register
+from xlt_bench.core.schema import ALL_LANGS, RowKey
+from xlt_bench.scenarios.serving.arrivals import load_trace, poisson_arrivals
+from xlt_bench.scenarios.serving.combine import combine_seeds
+from xlt_bench.scenarios.serving.loop import serve, summarise
+from xlt_bench.scenarios.serving.policies import POLICIES, Request, make_policy
+from xlt_bench.scenarios.serving.search import REL_WIDTH, max_qps_estimate, next_load, seed_brackets
+from xlt_bench.scenarios.serving.tuning import TUNING_SEED_INDEX, choose, held_out_split
+from xlt_bench.scenarios.base import Outputs, Scenario, ScenarioContext
 
 for _metric in (
     Metric("achieved_qps", "req/s", "higher", "none", "completed requests / offered window (geometric mean over "
@@ -44,7 +44,7 @@ for _metric in (
     register(_metric)
 
 MIN_REQUESTS = 20   # the search serves no load that expects fewer requests per run (a p99 of nothing)
-SERVER_INTERVAL_METHOD = "student-t on log per-seed values, 95% (xlt_bench.stats.log_t_interval)"
+SERVER_INTERVAL_METHOD = "student-t on log per-seed values, 95% (xlt_bench.core.stats.log_t_interval)"
 
 
 class ServerScenario(Scenario):
@@ -80,7 +80,7 @@ class ServerScenario(Scenario):
 
     @staticmethod
     def _warm_up(backend, runner) -> None:
-        from ..batching import Batch, collate
+        from xlt_bench.batching.planners import Batch, collate
         longest = int(np.argmax(runner.lengths))
         length = int(runner.lengths[longest])
         for n_rows in (1, max(1, runner.budget // length)):

@@ -17,20 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import BACKENDS, get_backend_class
-from ..backends.base import Backend
-from ..batching import Batch, CostModel, collate, fit_cost_model
-from ..budget import given_or_none, plan_budget
-from ..errors import InputError
-from ..flops import optimizer_flops, train_executed_flops, train_useful_flops
-from ..progress import bar
-from ..profiler import Measurement
-from ..tasks import IGNORE_LABEL
-from ..rows import measurement_row
-from ..schema import RowKey
-from ..strategies import get_strategy, plan
-from ..strategies.base import PlanRequest
-from .base import Outputs, Scenario, ScenarioContext
+from xlt_bench.backends import BACKENDS, get_backend_class
+from xlt_bench.backends.base import Backend
+from xlt_bench.batching.planners import Batch, CostModel, collate, fit_cost_model
+from xlt_bench.batching.budget import given_or_none, plan_budget
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.flops import optimizer_flops, train_executed_flops, train_useful_flops
+from xlt_bench.core.progress import bar
+from xlt_bench.measure.passes import Measurement
+from xlt_bench.data.tasks import IGNORE_LABEL
+from xlt_bench.results.rows import measurement_row
+from xlt_bench.core.schema import RowKey
+from xlt_bench.batching.strategies import get_strategy, plan
+from xlt_bench.batching.strategies.base import PlanRequest
+from xlt_bench.scenarios.base import Outputs, Scenario, ScenarioContext
 
 TRAIN_DTYPES = ("fp32", "bf16")
 TRAIN_HEADS = ("sequence", "token", "span")
@@ -81,7 +81,7 @@ class TrainScenario(Scenario):
         """ALL rows, then every row's speedup and its interval (rows.add_intervals). Training passes of a language
         run batching after batching, not interleaved: the pass-r pairing of a speedup is then by position only, and
         load that changes between batchings is not cancelled (each row's own tok/s interval is unaffected)."""
-        from ..rows import add_intervals, all_rows
+        from xlt_bench.results.rows import add_intervals, all_rows
         out = all_rows(rows)
         add_intervals([*rows, *out])
         return out
@@ -114,7 +114,7 @@ class StepRunner:
         self.module = self.optimizer = None
 
     def measure(self, encoded, batching: str) -> dict[str, Any]:
-        from ..trackers import MemoryTracker
+        from xlt_bench.measure.trackers import MemoryTracker
         cfg = self.ctx.cfg
         lengths = encoded.lengths
         max_length = max(self.ctx.workload.max_length, int(lengths.max()))

@@ -6,7 +6,7 @@ Studies are registered by name as lazy "module:Class" strings, so listing them i
 
 from __future__ import annotations
 
-from ..registry import Registry
+from xlt_bench.core.registry import Registry
 
 STUDIES = Registry("study", "study", {
     "batching": "xlt_bench.study.batching:BatchingStudy",

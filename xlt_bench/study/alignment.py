@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..models import PRESETS
-from ..report.blocks import heading, plot, table
-from ..report.study import scatter_chart
-from .base import SHARED_XTREME, Answer, Study, base_overrides, listed, make_config
-from .stats import MIN_CORRELATION_LANGS, correlation, fmt
+from xlt_bench.core.errors import InputError
+from xlt_bench.backends.models import PRESETS
+from xlt_bench.report.blocks import heading, plot, table
+from xlt_bench.report.study import scatter_chart
+from xlt_bench.study.base import SHARED_XTREME, Answer, Study, base_overrides, listed, make_config
+from xlt_bench.study.stats import MIN_CORRELATION_LANGS, correlation, fmt
 
 ALIGNMENT_TASK = "tatoeba"
 # Parallel text the alignment can be measured on -> the transfer task used when --tasks is not given.
@@ -161,8 +161,8 @@ def accuracy_by_lang(doc: dict, source: str = ALIGNMENT_TASK) -> pd.DataFrame:
 def parallel_sentences(data: str, source: str, lang: str, limit: int) -> tuple[list[str], list[str]]:
     """(sentences in `lang`, their English translations): Tatoeba pairs, or XNLI premises and hypotheses matched
     line by line with English's file (its files are translations of the same rows)."""
-    from ..dataset import load_examples
-    from ..tasks import get_task
+    from xlt_bench.data.dataset import load_examples
+    from xlt_bench.data.tasks import get_task
     task = get_task(source)
     if lang not in task.languages or lang == "en":
         return [], []
@@ -178,9 +178,9 @@ def parallel_sentences(data: str, source: str, lang: str, limit: int) -> tuple[l
 def measure_alignment(model: str, tokenizer_spec: str | None, data: str, layer: int | None, langs: list[str],
                       limit: int, source: str = ALIGNMENT_TASK) -> tuple[pd.DataFrame, int]:
     """Per language with parallel text: retrieval top-1 (xx -> en) and mean pair cosine at `layer`."""
-    from .. import metrics
-    from ..tokenization import load_tokenizer
-    from .embeddings import default_layer, embed, load_encoder
+    from xlt_bench.results import task_scores
+    from xlt_bench.data.tokenization import load_tokenizer
+    from xlt_bench.study.embeddings import default_layer, embed, load_encoder
     encoder = load_encoder(model)
     tokenizer = load_tokenizer(tokenizer_spec, model)
     layer = default_layer(int(encoder.config.num_hidden_layers)) if layer is None else layer
@@ -190,8 +190,8 @@ def measure_alignment(model: str, tokenizer_spec: str | None, data: str, layer: 
         if len(own) < 2:
             continue
         src, tgt = embed(encoder, tokenizer, own, layer), embed(encoder, tokenizer, english, layer)
-        rows.append({"lang": lang, "pairs": len(own), "top1": metrics.retrieval_top1(src, tgt),
-                     "cosine": metrics.mean_cosine(src, tgt)})
+        rows.append({"lang": lang, "pairs": len(own), "top1": task_scores.retrieval_top1(src, tgt),
+                     "cosine": task_scores.mean_cosine(src, tgt)})
     return pd.DataFrame(rows, columns=["lang", "pairs", "top1", "cosine"]), layer
 
 

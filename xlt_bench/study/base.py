@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import RunConfig, build_config
-from ..errors import InputError
+from xlt_bench.core.config import RunConfig, build_config
+from xlt_bench.core.errors import InputError
 
 QUICK_MODELS = {"xlmr-base": "tiny-xlmr", "xlmr-large": "tiny-xlmr", "mbert-base": "tiny-mbert",
                 "mini-xlmr": "tiny-xlmr"}

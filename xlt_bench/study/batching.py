@@ -8,19 +8,19 @@ import math
 
 import pandas as pd
 
-from ..report.blocks import heading, num, pct, plot, table
-from ..report.study import bar_chart
-from .base import Answer, Study, base_overrides, listed, make_config, one_run, quick_model
-from .frames import batching_frame, batchings, missing_batchings, primary
-from .stats import Estimate, fmt, geometric_mean
+from xlt_bench.report.blocks import heading, num, pct, plot, table
+from xlt_bench.report.study import bar_chart
+from xlt_bench.study.base import Answer, Study, base_overrides, listed, make_config, one_run, quick_model
+from xlt_bench.study.frames import batching_frame, batchings, missing_batchings, primary
+from xlt_bench.study.stats import Estimate, fmt, geometric_mean
 
 COMPARED = ("dynamic", "packed")
 
 
 def _runs_on_any(name: str, backends: str) -> bool:
     """Whether some backend of the run can run strategy `name` (packed needs a padding-free path: eager, compile)."""
-    from ..backends import get_backend_class
-    from ..strategies import runs_on
+    from xlt_bench.backends import get_backend_class
+    from xlt_bench.batching.strategies import runs_on
     return any(runs_on(name, get_backend_class(b)) for b in backends.split(","))
 
 

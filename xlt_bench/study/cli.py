@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import InputError
+from xlt_bench.core.errors import InputError
 
 # option: (type, help). Unset options (None) fall back to each study's own default.
 STUDY_OPTIONS = {
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def list_studies() -> str:
-    from . import get_study, study_names
+    from xlt_bench.study import get_study, study_names
     lines = []
     for name in study_names():
         cls = get_study(name)
@@ -64,14 +64,14 @@ def run(args: argparse.Namespace) -> int:
         print(list_studies())
         return 0
     if not args.name:
-        from . import study_names
+        from xlt_bench.study import study_names
         raise InputError(f"name a study ({', '.join(study_names())}) or pass --list", field="study")
-    from . import get_study
+    from xlt_bench.study import get_study
     study = get_study(args.name)()
     if not args.out:
         raise InputError("--out DIR is required (where study.md and study.html go)", field="out")
     args.command_line = command_line(args)
-    from .runner import execute
+    from xlt_bench.study.runner import execute
     answer, written = execute(study, args)
     for path in written:
         print(path)

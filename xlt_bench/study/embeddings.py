@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from xlt_bench.core.errors import InputError
 
 
 def default_layer(num_layers: int) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..schema import ALL_LANGS
+from xlt_bench.core.schema import ALL_LANGS
 
 REFERENCE = "static"
 KEY = ["task", "lang", "backend", "dtype"]

@@ -9,13 +9,13 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..languages import group_of
-from ..report.blocks import heading, num, plot, table
-from ..report.study import bar_chart
-from .base import Answer, Study, base_overrides, listed, make_config, quick_model
-from .frames import batching_frame, missing_batchings, primary
-from .stats import Estimate, fmt, geometric_mean, interval_ratio
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.languages import group_of
+from xlt_bench.report.blocks import heading, num, plot, table
+from xlt_bench.report.study import bar_chart
+from xlt_bench.study.base import Answer, Study, base_overrides, listed, make_config, quick_model
+from xlt_bench.study.frames import batching_frame, missing_batchings, primary
+from xlt_bench.study.stats import Estimate, fmt, geometric_mean, interval_ratio
 
 BATCHING = "dynamic"
 
@@ -119,13 +119,13 @@ def tokenizer_of(doc: dict) -> str:
     the model's own."""
     cfg = doc["run"].get("config", {})
     if cfg.get("data") == "synthetic":
-        from ..synthetic import profile_source
+        from xlt_bench.data.synthetic import profile_source
         try:
             made = profile_source(cfg.get("profiles"))
         except InputError:
             return f"profiles {cfg.get('profiles')}"
         return made.get("tokenizer_vocab_sha256") or made.get("tokenizer_sha256") or str(made.get("tokenizer"))
-    from ..tokenization import PRESET_TOKENIZERS
+    from xlt_bench.data.tokenization import PRESET_TOKENIZERS
     return str(cfg.get("tokenizer") or PRESET_TOKENIZERS.get(cfg.get("model"), cfg.get("model")))
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..languages import get_language
-from ..report.blocks import heading, num, pct, plot, table
-from ..report.study import scatter_chart
-from ..report.tables import RESOURCE_CLASS_NAMES
-from .base import MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config, one_run, quick_model
-from .frames import batching_frame, missing_batchings, primary
-from .stats import Estimate, correlation, fmt, median_ratio, spread
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.languages import get_language
+from xlt_bench.report.blocks import heading, num, pct, plot, table
+from xlt_bench.report.study import scatter_chart
+from xlt_bench.report.tables import RESOURCE_CLASS_NAMES
+from xlt_bench.study.base import MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config, one_run, quick_model
+from xlt_bench.study.frames import batching_frame, missing_batchings, primary
+from xlt_bench.study.stats import Estimate, correlation, fmt, median_ratio, spread
 
 # --quick: a dozen PAN-X languages spanning classes 1-5 (enough for a correlation, fast on tiny models).
 QUICK_LANGS = "en,de,ja,hi,ko,fi,bn,ta,he,sw,yo,mr,my,te,jv"
@@ -108,7 +108,7 @@ def _findings(sub: pd.DataFrame, seed: int) -> dict:
 
 
 def _median_est(values: pd.Series, seed: int) -> Estimate:
-    from .stats import bootstrap_statistic
+    from xlt_bench.study.stats import bootstrap_statistic
     return bootstrap_statistic([values.tolist()], lambda a: float(np.median(a)), seed, min_size=3)
 
 
@@ -153,9 +153,9 @@ def parallel_tax(cfg: dict, langs: list[str]) -> dict[str, float]:
     """Per language: tokens of its Tatoeba sentences ÷ tokens of their English translations, with the run's own
     tokenizer: the language tax on the same meaning. Empty when the run's data has no Tatoeba text or its tokenizer
     cannot be loaded here."""
-    from ..dataset import load_examples
-    from ..tasks import get_task
-    from ..tokenization import load_tokenizer
+    from xlt_bench.data.dataset import load_examples
+    from xlt_bench.data.tasks import get_task
+    from xlt_bench.data.tokenization import load_tokenizer
     data = str(cfg.get("data") or "")
     if not data.startswith("local:") or not (Path(data[len("local:"):]) / "tatoeba").is_dir():
         return {}

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError
-from ..schema import load_results
-from .base import Answer, Study
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.schema import load_results
+from xlt_bench.study.base import Answer, Study
 
 RUNS_DIR = "runs"
 
@@ -42,7 +42,7 @@ def gather(study: Study, args: argparse.Namespace) -> dict[str, dict]:
             raise InputError(f"lacks what the {study.name} study needs: {'; '.join(missing)}",
                              file=str(args.from_dir), field="from")
         return docs
-    from ..pipeline import run
+    from xlt_bench.run.pipeline import run
     docs: dict[str, dict] = {}
     for name, cfg in study.runs(args).items():
         run_dir = Path(args.out) / RUNS_DIR / name
@@ -57,7 +57,7 @@ def gather(study: Study, args: argparse.Namespace) -> dict[str, dict]:
 
 def execute(study: Study, args: argparse.Namespace) -> tuple[Answer, list[Path]]:
     """Gather, analyse, render: returns the answer and the written files."""
-    from ..report.study import write_study
+    from xlt_bench.report.study import write_study
     study.check_args(args)
     docs = gather(study, args)
     answer = study.analyse(docs, args)

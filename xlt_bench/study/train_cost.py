@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..report.blocks import heading, sci, sig, table
-from .base import Answer, Study
+from xlt_bench.core.errors import InputError
+from xlt_bench.report.blocks import heading, sci, sig, table
+from xlt_bench.study.base import Answer, Study
 
 DEFAULT_PLAN = Path(__file__).resolve().parents[2] / "benchmarks" / "train-plans" / "intermediate-task.toml"
 ENGLISH_ARM = "english-only"
@@ -47,8 +47,8 @@ class TrainCostStudy(Study):
         return []
 
     def analyse(self, docs: dict[str, dict], args: argparse.Namespace) -> Answer:
-        from ..schema import load_results
-        from ..train_cost import estimate, load_plan
+        from xlt_bench.core.schema import load_results
+        from xlt_bench.run.train_cost import estimate, load_plan
         plan = load_plan(args.plan or DEFAULT_PLAN)
         measured = next(iter(docs.values())) if docs else (load_results(args.measured) if args.measured else None)
         if measured is not None:
@@ -85,11 +85,11 @@ def check_measured(doc: dict, plan, source) -> None:
 def grouped_rows(plan, rows: list[dict]) -> list[dict]:
     """Per phase: length grouping as trainers do it (shuffle, sort within mega-batches of 50 x batch size, cut
     into batches of a FIXED number of examples), so every optimizer step keeps its batch size."""
-    from ..flops import executed_flops, useful_flops
-    from ..models import HEAD_FOR_KIND
-    from ..synthetic import available_profiles, lengths_from_hist
-    from ..tasks import get_task
-    from ..train_cost import model_flops_shape
+    from xlt_bench.core.flops import executed_flops, useful_flops
+    from xlt_bench.backends.models import HEAD_FOR_KIND
+    from xlt_bench.data.synthetic import available_profiles, lengths_from_hist
+    from xlt_bench.data.tasks import get_task
+    from xlt_bench.run.train_cost import model_flops_shape
     out, profiles = [], available_profiles()
     for regime in plan.regimes:
         static = next((r for r in rows if r["regime"] == regime.name and r["batching"] == "static"), None)

@@ -17,10 +17,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..progress import bar as progress_bar
-from .grid import Shard
-from .shards import is_complete, run_shard, shard_dir
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.progress import bar as progress_bar
+from xlt_bench.sweep.grid import Shard
+from xlt_bench.sweep.shards import is_complete, run_shard, shard_dir
 
 Report = Callable[[Shard, dict[str, Any]], None]
 RETRIES = 2

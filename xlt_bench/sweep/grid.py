@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, line_of, read_toml, run_values, type_problem
-from ..errors import InputError
+from xlt_bench.core.config import RunConfig, line_of, read_toml, run_values, type_problem
+from xlt_bench.core.errors import InputError
 
 # [sweep] key -> the RunConfig field each value fills. The first group splits shards; the second is passed whole
 # to every shard (a list there is the run's own list).

@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..schema import ALL_LANGS, atomic_write_text, load_results, write_results
-from ..speedup import speedup_of, speedups
-from .grid import Shard
-from .shards import shard_dir
+from xlt_bench.core.errors import InputError
+from xlt_bench.core.schema import ALL_LANGS, atomic_write_text, load_results, write_results
+from xlt_bench.results.speedup import speedup_of, speedups
+from xlt_bench.sweep.grid import Shard
+from xlt_bench.sweep.shards import shard_dir
 
 
 def merge(shards: list[Shard], out: Path, status: dict[str, dict[str, Any]], sweep_file: str) -> dict[str, Any]:
     """Merge every finished shard's rows. A shard reported finished whose results neither came back with its result
     nor lie on this machine's disk is lost: the merge is written (marked incomplete) and then refused, exit 2."""
-    from ..env import run_metadata
+    from xlt_bench.core.env import run_metadata
     rows, entries = [], []
     for shard in shards:
         reported = status.get(shard.id, {})
@@ -73,7 +73,7 @@ def is_sweep(directory: Path) -> bool:
 def render_sweep(directory: Path) -> list[Path]:
     """`xlt-bench report` on a sweep: each shard's own report (rows of one model on one host, as a run report
     expects) and sweep.md again from the merged results."""
-    from ..report import render_run
+    from xlt_bench.report import render_run
     path = Path(directory)
     path = path.parent if path.is_file() else path
     doc = load_results(path)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..preflight import estimate_flops
-from ..schema import load_results
-from .grid import Shard, load_sweep
-from .merge import merge
-from .shards import code_version, is_complete, shard_dir
+from xlt_bench.core.errors import InputError
+from xlt_bench.run.preflight import estimate_flops
+from xlt_bench.core.schema import load_results
+from xlt_bench.sweep.grid import Shard, load_sweep
+from xlt_bench.sweep.merge import merge
+from xlt_bench.sweep.shards import code_version, is_complete, shard_dir
 
 
 def sweep(config: str, out: Path, executor: str = "local", address: str | None = None, workers: int = 1,
@@ -47,16 +47,16 @@ def sweep(config: str, out: Path, executor: str = "local", address: str | None =
 
     if todo:
         if executor == "ray":
-            from .executors import run_ray
+            from xlt_bench.sweep.executors import run_ray
             run_ray(todo, out, report, address)
         else:
-            from .executors import run_local
+            from xlt_bench.sweep.executors import run_local
             run_local(todo, out, report, workers)
     return merge(shards, out, status, str(config))
 
 
 def _code_version() -> str | None:
-    from ..env import git_state
+    from xlt_bench.core.env import git_state
     sha, dirty = git_state(Path(__file__).resolve().parents[2])
     return f"{sha}{'+dirty' if dirty else ''}" if sha else None
 
@@ -64,8 +64,8 @@ def _code_version() -> str | None:
 def dry_run_lines(shards: list[Shard]) -> list[str]:
     """The shards and an estimate of their cost: analytic FLOPs of every pass over the shipped length profiles, and
     the whole run `run --dry-run` would predict for each (timed passes and start-up: model build, export, probes)."""
-    from ..estimate import estimate
-    from ..preflight import backend_dtype_pairs
+    from xlt_bench.run.estimate import estimate
+    from xlt_bench.run.preflight import backend_dtype_pairs
     lines = [f"{len(shards)} shard(s):"]
     flops_total = seconds_total = 0.0
     for shard in shards:

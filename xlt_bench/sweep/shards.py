@@ -6,8 +6,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
-from ..errors import InputError
+from xlt_bench.core.config import RunConfig
+from xlt_bench.core.errors import InputError
 
 
 def shard_dir(out: Path, shard_id: str) -> Path:
@@ -16,8 +16,8 @@ def shard_dir(out: Path, shard_id: str) -> Path:
 
 def is_complete(directory: Path, shard_id: str) -> bool:
     """A shard is done when its results.json loads as a finished run whose configuration hashes to its id."""
-    from ..schema import load_results
-    from .grid import config_hash
+    from xlt_bench.core.schema import load_results
+    from xlt_bench.sweep.grid import config_hash
     try:
         doc = load_results(directory)
         return config_hash(RunConfig(**{k: _tuple(v) for k, v in doc["run"]["config"].items()})) == shard_id
@@ -34,7 +34,7 @@ def run_shard(config: dict[str, Any], directory: str, shard_id: str, threads: in
     pools. Returns its status and its results document: a worker's disk need not be the driver's (another node, or
     another working directory), so the rows travel back with the result (Ray's object store, the pool's pipe).
     `threads` caps the worker's threads where the shard's configuration leaves them unset (its core group)."""
-    from ..pipeline import run
+    from xlt_bench.run.pipeline import run
     cfg = RunConfig(**{k: _tuple(v) for k, v in config.items()})
     if threads and cfg.threads is None:
         import torch

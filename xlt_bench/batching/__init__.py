@@ -1,0 +1,1 @@
+"""batching stage."""
