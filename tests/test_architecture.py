@@ -55,3 +55,59 @@ def test_every_path_named_exists():
 
 def test_it_fits_one_screen():
     assert len(TEXT.splitlines()) <= 60
+
+
+PACKAGE = ROOT / "xlt_bench"
+
+
+def stage_order() -> list[str]:
+    line = re.search(r"^stages: (.+)$", TEXT, re.M)
+    assert line, "ARCHITECTURE.md lost its 'stages:' line"
+    return [name.strip() for name in line.group(1).split("->")]
+
+
+def stage_of(module: str) -> str:
+    """'xlt_bench.data.tasks' -> 'data'; a module at the package root ('xlt_bench.cli') belongs to the cli stage."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else "cli"
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every xlt_bench module `path` imports, at module level or inside a function."""
+    import ast
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xlt_bench."):
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name.startswith("xlt_bench.")]
+    return found
+
+
+def test_every_folder_of_the_package_is_a_named_stage():
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(stage_order()) - {"cli"}
+
+
+def test_the_package_root_holds_at_most_three_modules():
+    assert len(list(PACKAGE.glob("*.py"))) <= 3
+
+
+def test_no_stage_imports_a_stage_after_it():
+    order = stage_order()
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        source = stage_of(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for line, module in imported_modules(path):
+            if order.index(stage_of(module)) > order.index(source):
+                upward.append(f"{path.relative_to(ROOT)}:{line} ({source}) imports {module}")
+    assert not upward, "imports against the pipeline's direction:\n" + "\n".join(upward)
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    # The checker itself must be able to fail: a core module importing the run stage is reported.
+    module = tmp_path / "bad.py"
+    module.write_text("def f():\n    from xlt_bench.run.pipeline import run\n")
+    order = stage_order()
+    assert [m for _, m in imported_modules(module) if order.index(stage_of(m)) > order.index("core")] == \
+        ["xlt_bench.run.pipeline"]

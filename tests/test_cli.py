@@ -148,7 +148,7 @@ def test_estimate_divides_flops_by_rate_times_baseline_efficiency(tmp_path, monk
     monkeypatch.setattr(peak, "measure_peaks", lambda pairs, device, threads, seconds: {
         "torch/fp32": {"flops_per_s": 1.0e11, "flops_per_s_best": 1.5e11}})
     cfg = RunConfig(model="tiny-xlmr", backends=("eager",))
-    out = est.estimate(cfg, [("eager", "fp32")], path)
+    out = est.estimate_run(cfg, [("eager", "fp32")], path)
     # static: 3e12 / (1.5e11 x 0.5) = 40 s; dynamic: 1.2e12 / (1.5e11 x 0.8) = 10 s
     assert out.parts[("eager", "fp32", "static")] == pytest.approx(40.0)
     assert out.parts[("eager", "fp32", "dynamic")] == pytest.approx(10.0)
@@ -166,13 +166,13 @@ def test_estimate_falls_back_to_stored_peak_and_to_efficiency_one(tmp_path, monk
         "onnxruntime/fp32": {"flops_per_s": None, "note": "peak not measured"}})
     # Baseline with a stored peak but no ALL rows -> efficiency 1 (a lower bound).
     path = _baseline(tmp_path, [], {"onnxruntime/fp32": {"peak_flops_per_s": 4e11}})
-    out = est.estimate(RunConfig(model="tiny-xlmr", backends=("onnxruntime",), batching=("static",)),
+    out = est.estimate_run(RunConfig(model="tiny-xlmr", backends=("onnxruntime",), batching=("static",)),
                        [("onnxruntime", "fp32")], path)
     assert out.timed_s == pytest.approx(5.0) and out.rate_source == "read from the baseline"
     assert "lower bound" in out.efficiency_source
     # A model that is not a preset: unknown, said as such.
     monkeypatch.setattr(est, "workload_flops", lambda cfg: None)
-    unknown = est.estimate(RunConfig(model="tiny-xlmr"), [("eager", "fp32")], path)
+    unknown = est.estimate_run(RunConfig(model="tiny-xlmr"), [("eager", "fp32")], path)
     assert math.isnan(unknown.seconds) and "unknown" in est.describe_estimate(unknown)[0]
 
 

@@ -41,9 +41,9 @@ def test_estimate_does_not_depend_on_the_working_directory(tmp_path, monkeypatch
     monkeypatch.setenv("XLT_FAKE_COST", FAKE_COST)
     cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), backends=("fake",), limit=32)
     monkeypatch.setattr(est, "gemm_rates", lambda cfg, pairs, baseline: ({"torch/fp32": 1e10}, "test"))
-    here = est.estimate(cfg, [("fake", "fp32")])
+    here = est.estimate_run(cfg, [("fake", "fp32")])
     monkeypatch.chdir(tmp_path)
-    there = est.estimate(cfg, [("fake", "fp32")])
+    there = est.estimate_run(cfg, [("fake", "fp32")])
     assert here.seconds == there.seconds and here.efficiency_source == there.efficiency_source
 
 

@@ -54,7 +54,7 @@ def test_the_probe_records_what_ran_out_of_memory_and_the_plan_keeps_to_what_ran
     the failures with the most rows that ran, and the dynamic plan at 128 never holds more than ran there."""
     from xlt_bench.backends.fake import FakeBackend, FakeCost
     from xlt_bench.backends.models import build_model
-    from xlt_bench.measure.passes import probe_cost_model
+    from xlt_bench.measure.probe import probe_cost_model
     fake = FakeBackend(build_model("tiny-xlmr", "pair", 3), cost=FakeCost(fixed_ms=2.0, oom_tokens_sq=131072))
     fake.load()
     report: dict = {}

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xlt_bench.measure.run_peaks import apply_run_peaks, merge_peaks, peak_for
+from xlt_bench.run.peaks import apply_run_peaks, merge_peaks, peak_for
 
 
 def test_merge_keeps_both_measurements_and_the_best_as_the_peak():

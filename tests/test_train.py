@@ -130,11 +130,11 @@ def test_padding_ratio_by_hand():
 
 
 def test_estimate_counts_passes_and_copies(tmp_path):
-    from xlt_bench.run.train_cost import estimate, load_plan
-    base = estimate(load_plan(_plan(tmp_path, PLAN)))
-    adv = estimate(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "adversarial"\n'
+    from xlt_bench.run.train_cost import load_plan, project_training_cost
+    base = project_training_cost(load_plan(_plan(tmp_path, PLAN)))
+    adv = project_training_cost(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "adversarial"\n'
                                                                         "pgd_steps = 2"))))
-    smooth = estimate(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "smoothing"\n'
+    smooth = project_training_cost(load_plan(_plan(tmp_path, PLAN.replace("epochs = 2", 'epochs = 2\nregime = "smoothing"\n'
                                                                            "copies = 3"))))
     for b, a, s in zip(base, adv, smooth):
         assert a["flops_useful"] == pytest.approx(3 * b["flops_useful"])      # K = 2 -> 3 passes per update

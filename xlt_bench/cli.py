@@ -317,11 +317,11 @@ def cmd_run(args) -> int:
     check_model_source(cfg.model)   # before the heavy imports: a mistyped --model fails in about a second
     out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     if args.dry_run:
-        from xlt_bench.run.estimate import describe_estimate, estimate
+        from xlt_bench.run.estimate import describe_estimate, estimate_run
         from xlt_bench.run.preflight import describe, preflight
         plan = preflight(cfg, out, force=args.force)
         from xlt_bench.report.console import dry_run_notes
-        for line in describe(cfg, plan) + describe_estimate(estimate(cfg, plan.pairs)) + dry_run_notes(cfg):
+        for line in describe(cfg, plan) + describe_estimate(estimate_run(cfg, plan.pairs)) + dry_run_notes(cfg):
             print(line)
         return 0
     from xlt_bench.run.pipeline import run
@@ -369,7 +369,7 @@ def cmd_report(args) -> int:
 def _load_measured(path: str, *, allow_incomplete: bool = False) -> dict:
     """A results document that holds at least one row (what report, compare, gate and export need)."""
     from xlt_bench.core.schema import load_results, resolve_results_path
-    from xlt_bench.results.validate import check_has_rows
+    from xlt_bench.core.validate import check_has_rows
     doc = load_results(path, allow_incomplete=allow_incomplete)
     check_has_rows(doc, str(resolve_results_path(path, allow_incomplete=allow_incomplete)))
     return doc
@@ -446,11 +446,11 @@ def cmd_sweep(args) -> int:
 def cmd_train_cost(args) -> int:
     from xlt_bench.report.train_cost import render_train_cost, train_cost_notes
     from xlt_bench.core.schema import load_results
-    from xlt_bench.run.train_cost import ACCELERATORS, estimate, load_plan
+    from xlt_bench.run.train_cost import ACCELERATORS, load_plan, project_training_cost
     plan = load_plan(args.plan)
     measured_path = args.measured or plan.measured
     measured = load_results(measured_path) if measured_path else None
-    rows = estimate(plan, measured)
+    rows = project_training_cost(plan, measured)
     notes = train_cost_notes(plan, ACCELERATORS[plan.accelerator], measured_path, measured is not None)
     meta = {"plan": args.plan, "accelerator": plan.accelerator, "mfu": plan.mfu, "dtype": plan.dtype,
             "measured": measured_path, "notes": notes}

@@ -2,7 +2,7 @@
 batches (rows x padded length); a backend that also runs packed batches (xlt_bench/batching/packing.py: sequences
 concatenated per row, a block-diagonal 3-D mask, one output per sequence) declares `supports_packed`.
 
-The profiler drives a backend in three steps so that host->device copies and output fetches stay outside the
+The measure stage (measure/passes.py) drives a backend in three steps so that host->device copies and output fetches stay outside the
 timed region: `prepare` (inputs to device-ready form), `forward` (the timed call), `fetch` (to float32 numpy).
 """
 

@@ -6,7 +6,7 @@ optimises on the second, and from then on reuses the optimised graph. On CPU no 
 fuser is off by default), so the optimised graph carries no shape guards and a new shape does not recompile; load()
 makes those first two calls. On CUDA the tensor-expression fuser specialises fusion groups to the first shapes it
 sees (fusion strategy: a few static specialisations, then dynamic ones), so a new shape may compile once: reported
-through `recompiles_per_shape`, and covered by the profiler's per-shape warm-up.
+through `recompiles_per_shape`, and covered by the per-shape warm-up of measure/passes.py.
 """
 
 from __future__ import annotations

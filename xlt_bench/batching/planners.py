@@ -39,7 +39,7 @@ class Batch:
 @dataclass(frozen=True)
 class CostModel:
     """Predicted seconds for one batch: fixed + per_token * r*L + per_token_sq * r*L^2 (attention's L^2 term),
-    fitted to timings of the backend measured at start-up over the shapes it will run (profiler.probe_cost_model).
+    fitted to timings of the backend measured at start-up over the shapes it will run (measure/probe.py probe_cost_model).
 
     A flat fit (per-token terms zero: a launch-bound GPU at these sizes) is valid and means "fewest batches, then
     least padding". `max_tokens_measured` is the largest batch the probe timed: the planner never builds a batch

@@ -60,7 +60,7 @@ class Check:
 
 
 def _check(metric: str, threshold: float, **kind: Any) -> Check:
-    """A check whose direction comes from the metric's declaration (metric_defs), never restated here."""
+    """A check whose direction comes from the metric's declaration (core/catalogue.py), never restated here."""
     return Check(metric, threshold, higher_is_better=METRICS[metric].higher_is_better, **kind)
 
 

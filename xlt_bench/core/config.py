@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt_bench.core.errors import InputError
+from xlt_bench.core.registry import registry_of
 from xlt_bench.core.stats import is_number
 
 log = logging.getLogger("xlt_bench")
@@ -24,7 +25,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 # Batching strategies, backends, scenarios and server policies are validated against their registries
-# (xlt_bench/strategies, backends, scenarios, serving/policies.py), which import nothing until a name is used.
+# (core/registry.py REGISTRY_HOMES), which import nothing until a name is used.
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")
 # optimum backend: ORTOptimizer level (O4 = fp16 on CUDA only).
@@ -112,13 +113,10 @@ class RunConfig:
         raise InputError(reason, file=self.source, field=field_name)
 
     def _validate(self) -> None:
-        from xlt_bench.backends import BACKENDS
-        from xlt_bench.scenarios import SCENARIOS
-        from xlt_bench.batching.strategies import STRATEGIES
-        STRATEGIES.check(self.batching, file=self.source)
+        registry_of("batching strategy").check(self.batching, file=self.source)
         self._check_choices("dtype", self.dtype, DTYPES)
-        BACKENDS.check(self.backends, file=self.source)
-        SCENARIOS.check((self.scenario,), file=self.source)
+        registry_of("backend").check(self.backends, file=self.source)
+        registry_of("scenario").check((self.scenario,), file=self.source)
         self._validate_server()
         if self.ort_opt_level not in ORT_OPT_LEVELS:
             self._fail("ort_opt_level", f"'{self.ort_opt_level}' is not one of {', '.join(ORT_OPT_LEVELS)}")
@@ -161,8 +159,7 @@ class RunConfig:
             self._fail("shape", "expected B,L with two positive integers")
 
     def _validate_server(self) -> None:
-        from xlt_bench.scenarios.serving.policies import POLICIES
-        POLICIES.check(self.policy, file=self.source)
+        registry_of("server policy").check(self.policy, file=self.source)
         if self.qps != "auto":
             try:
                 loads = tuple(float(q) for q in _as_tuple(self.qps) if q) if not isinstance(self.qps, (int, float)) \
@@ -257,7 +254,7 @@ def run_values(doc: dict[str, Any], text: str, path: str, extra_sections: tuple[
             raise InputError(problem, file=path, line=line, field=key)
         values[name] = value
     if isinstance(policy_options, dict):
-        from xlt_bench.run.option_checks import check_policy_tables
+        from xlt_bench.core.option_checks import check_policy_tables
         check_policy_tables(policy_options, text, path)
         values["policy_options"] = policy_options
     return values

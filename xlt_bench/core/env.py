@@ -1,7 +1,7 @@
 """Run metadata (DESIGN §4 `run`): enough to rerun the same measurement on the same kind of machine.
 
 Everything here is read, never assumed: a value that cannot be read is None. The measured GEMM peaks are added to
-`env` by the profiler (see peak.py); this module only describes the machine, the software and the code version.
+`env` by measure/gemm_peak.py; this module only describes the machine, the software and the code version.
 """
 
 from __future__ import annotations

@@ -31,6 +31,21 @@ def import_target(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+# Where each stage's registry lives. Core modules that validate names (config, option checks) reach a registry
+# through this table, resolved on first use like a registry's own entries, so no core module imports a stage above it.
+REGISTRY_HOMES = {
+    "backend": "xlt_bench.backends:BACKENDS",
+    "batching strategy": "xlt_bench.batching.strategies:STRATEGIES",
+    "scenario": "xlt_bench.scenarios:SCENARIOS",
+    "server policy": "xlt_bench.scenarios.serving.policies:POLICIES",
+}
+
+
+def registry_of(concept: str) -> "Registry":
+    """The registry of `concept` (a key of REGISTRY_HOMES)."""
+    return import_target(REGISTRY_HOMES[concept])
+
+
 class Registry:
     """Names of one kind (`kind`, e.g. "backend") that a configuration field (`field`) selects.
 

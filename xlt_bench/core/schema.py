@@ -181,6 +181,6 @@ def load_results(path: str | os.PathLike, *, allow_incomplete: bool = False) -> 
                  if row[f] is not None and (isinstance(row[f], bool) or not isinstance(row[f], (int, float)))]
         if wrong:
             raise InputError(f"row {i}: {', '.join(wrong)} must be numbers or null", file=str(file), field="rows")
-    from xlt_bench.results.validate import check_rows
+    from xlt_bench.core.validate import check_rows
     check_rows(doc["rows"], str(file))
     return doc

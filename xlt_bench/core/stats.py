@@ -1,4 +1,4 @@
-"""Small statistics helpers shared by the profiler, reports and gate, and the 95% intervals every timed figure carries.
+"""Small statistics helpers shared by the measure stage, reports and gate, and the 95% intervals every timed figure carries.
 
 Interval method (`INTERVAL_METHOD`): a Student-t interval on the logarithm of per-pass values, back-transformed.
 Timings are positive and their noise is multiplicative (a busy core slows every call by a share), so logs make it

@@ -1,4 +1,4 @@
-"""One way to time a sequence of calls (DESIGN §3 timing rules), shared by the benchmark passes (profiler) and the
+"""One way to time a sequence of calls (DESIGN §3 timing rules), shared by the benchmark passes (measure/passes.py) and the
 GEMM peak (peak).
 
 - CPU: `perf_counter` around each call. The runtimes return when the work is done, so each latency is that call's.

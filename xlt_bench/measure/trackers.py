@@ -1,6 +1,6 @@
-"""Memory and energy trackers: context managers the profiler wraps around a backend's timed region.
+"""Memory and energy trackers: context managers the measure stage wraps around a backend's timed region.
 
-They measure; the profiler owns the timing. Neither ever raises because a GPU, NVML or /proc is missing: the figure is
+They measure; measure/passes.py owns the timing. Neither ever raises because a GPU, NVML or /proc is missing: the figure is
 None and `.note` says why (DESIGN: null where a value is unknown).
 """
 

@@ -82,7 +82,7 @@ def all_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _aggregate(key: RowKey, group: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each catalogued metric combined as metric_defs declares; recomputed ones from the ALL row's own totals."""
+    """Each catalogued metric combined as core/catalogue.py declares; recomputed ones from the ALL row's own totals."""
     out = key.fields()
     for metric in METRICS.values():
         if metric.aggregation in _COMBINE:

@@ -248,7 +248,7 @@ def correlation(x: Sequence[float | None], y: Sequence[float | None]) -> dict:
     return result
 
 
-# --- decoding raw head outputs (evaluate.predictions dispatches per task kind) ----------------------------------------
+# --- decoding raw head outputs (results/quality.py predictions() dispatches per task kind) ----------------------------------------
 
 def tag_predictions(logits: list[np.ndarray], labels: list[np.ndarray],
                     ignore: int = IGNORE_LABEL) -> tuple[list[np.ndarray], list[np.ndarray]]:

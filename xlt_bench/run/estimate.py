@@ -2,7 +2,7 @@
 
 time = analytic FLOPs of the workload (flops.py, over the shipped length profiles) ÷ (GEMM rate × efficiency), per
 backend, dtype and batching. The GEMM rate (the fastest call, as for MFU) is measured now, about half a second per
-library and dtype (peak.py), or where that fails read from the stored baseline's run metadata. The efficiency is what
+library and dtype (measure/gemm_peak.py), or where that fails read from the stored baseline's run metadata. The efficiency is what
 the baseline's ALL rows reached, executed FLOP/s ÷ that run's GEMM peak, for the same backend, dtype and batching
 where the baseline has it, else the median over its rows; with no baseline it is 1 and the figure a lower bound.
 Strategies that pad every row to --max-length (static) count the padded FLOPs they will execute; the others count
@@ -107,7 +107,7 @@ def gemm_rates(cfg: RunConfig, pairs: list[tuple[str, str]], baseline: dict[str,
     return rates, " / ".join(sorted(sources)) or "unavailable"
 
 
-def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path = DEFAULT_BASELINE) -> Estimate:
+def estimate_run(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path = DEFAULT_BASELINE) -> Estimate:
     from xlt_bench.backends import get_backend_class
     flops = workload_flops(cfg)
     baseline = load_baseline(baseline_path)
@@ -132,7 +132,7 @@ def estimate(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path =
 
 
 def repeat_rule(cfg: RunConfig, seconds: float) -> float:
-    """One configuration's timed seconds over all its rows under the repeat rule (profiler.wants_another_pass):
+    """One configuration's timed seconds over all its rows under the repeat rule (measure.passes.wants_another_pass):
     `seconds` holds min_repeats passes; a row keeps passing until --min-seconds, unless --max-seconds stops it."""
     rows = max(1, sum(1 for _ in _profile_lengths(cfg)))
     if not seconds == seconds or not seconds:
@@ -158,7 +158,7 @@ def startup_seconds(cfg: RunConfig, pairs: list[tuple[str, str]],
     of the pair's timed seconds, at least its floor) and warm-up (about one pass of each row)."""
     from xlt_bench.backends import get_backend_class
     from xlt_bench.backends.models import preset_config
-    from xlt_bench.measure.passes import PROBE_FLOOR_S, PROBE_SHARE
+    from xlt_bench.measure.probe import PROBE_FLOOR_S, PROBE_SHARE
     from xlt_bench.batching.strategies import needs_cost_model
     c = preset_config(cfg.model)
     params = c.vocab_size * c.hidden_size + c.num_hidden_layers * (4 * c.hidden_size ** 2

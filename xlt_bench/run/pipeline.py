@@ -1,6 +1,6 @@
 """`xlt-bench run`: joins the stages (part of the CLI layer, the only place that may import every stage).
 
-tasks -> dataset -> tokenization/synthetic -> batching -> backends -> scenario -> rows/evaluate -> results files.
+tasks -> dataset -> tokenization/synthetic -> batching -> backends -> scenario -> rows/quality -> results files.
 
 Nothing is lost: everything that can be checked is checked (preflight.py) before the first measurement; the new run
 is written into a staging directory beside --out and swapped in only when complete (run_dir.py: only a directory
@@ -35,10 +35,10 @@ from xlt_bench.core.config import RunConfig
 from xlt_bench.core.errors import InputError, RunTerminated
 from xlt_bench.core.flops import EncoderShape
 from xlt_bench.backends.models import build_model
-from xlt_bench.run.preflight import Plan, preflight
-from xlt_bench.measure.passes import probe_cost_model
-from xlt_bench.measure.run_peaks import apply_run_peaks, merge_peaks
-from xlt_bench.measure.run_peaks import measure_run_peaks as _measure_peaks
+from xlt_bench.run.preflight import RunPlan, preflight
+from xlt_bench.measure.probe import probe_cost_model
+from xlt_bench.run.peaks import apply_run_peaks, merge_peaks
+from xlt_bench.run.peaks import measure_run_peaks as _measure_peaks
 from xlt_bench.scenarios import get_scenario
 from xlt_bench.scenarios.base import ScenarioContext, StageClock
 from xlt_bench.core.schema import atomic_write_text, results_document, write_results
@@ -94,7 +94,7 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
     return results_document(run_meta, rows)
 
 
-def _measure_all(cfg: RunConfig, plan: Plan, run_meta: dict, clock: StageClock, rows: list[dict[str, Any]]) -> None:
+def _measure_all(cfg: RunConfig, plan: RunPlan, run_meta: dict, clock: StageClock, rows: list[dict[str, Any]]) -> None:
     """Measure every task into `rows` (in place, so a later failure still has the finished tasks' rows)."""
     with clock("gemm_peaks"):
         run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs, _say)
@@ -166,7 +166,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 # --- one task: model, workload, every backend through the scenario ------------------------------------------------
 
-def _run_task(cfg: RunConfig, spec: TaskSpec, plan: Plan, run_meta: dict, clock: StageClock,
+def _run_task(cfg: RunConfig, spec: TaskSpec, plan: RunPlan, run_meta: dict, clock: StageClock,
               cost_models: dict) -> list[dict[str, Any]]:
     """One task: its model and workload, then every backend through the scenario. A scenario that interleaves
     backends (offline) gets them all loaded at once, so their passes alternate per language and load between

@@ -26,7 +26,7 @@ log = logging.getLogger("xlt_bench")
 
 
 @dataclass
-class Plan:
+class RunPlan:
     specs: list[TaskSpec]
     langs: dict[str, list[str]]                       # task -> languages to run
     pairs: list[tuple[str, str]]                      # (backend, dtype) to run
@@ -35,8 +35,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = False) -> Plan:
-    from xlt_bench.run.option_checks import check_options
+def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = False) -> RunPlan:
+    from xlt_bench.core.option_checks import check_options
     check_options(cfg)
     _check_device(cfg)
     specs = [get_task(t) for t in dict.fromkeys(cfg.tasks)]
@@ -53,7 +53,7 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     _check_positions(cfg, specs)
     _check_limit(cfg)
     _check_cost_model_file(cfg, pairs)
-    plan = Plan(specs=specs, langs=langs, pairs=pairs)
+    plan = RunPlan(specs=specs, langs=langs, pairs=pairs)
     plan.notes.extend(strategy_notes)
     if cfg.shape is None and cfg.data != "synthetic":
         _read_data(cfg, plan)
@@ -166,7 +166,7 @@ def _check_model(name: str) -> None:
     check_model_source(name)
 
 
-def _read_data(cfg: RunConfig, plan: Plan) -> None:
+def _read_data(cfg: RunConfig, plan: RunPlan) -> None:
     """Read every task's data files and load the tokenizer: a bad file fails here, not after the first task."""
     from xlt_bench.data.dataset import load_examples, missing_reason
     from xlt_bench.data.tokenization import load_tokenizer
@@ -194,7 +194,7 @@ def estimate_flops(cfg: RunConfig) -> float:
     return sum(per_batching.values()) * len(backend_dtype_pairs(cfg))
 
 
-def describe(cfg: RunConfig, plan: Plan) -> list[str]:
+def describe(cfg: RunConfig, plan: RunPlan) -> list[str]:
     """What a run would do (for --dry-run)."""
     lines = [f"scenario {cfg.scenario}; model {cfg.model}; device {cfg.device}; data {cfg.data}",
              "backends/dtypes: " + ", ".join(f"{b}/{d}" for b, d in plan.pairs),

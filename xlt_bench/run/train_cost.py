@@ -70,7 +70,7 @@ class Regime:
 
 
 @dataclass
-class Plan:
+class TrainingPlan:
     path: str
     regimes: list[Regime]
     accelerator: str = "h100-sxm"
@@ -81,7 +81,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def load_plan(path: str | Path) -> Plan:
+def load_plan(path: str | Path) -> TrainingPlan:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,7 +101,7 @@ def load_plan(path: str | Path) -> Plan:
         raise InputError("a plan needs at least one [[regime]] table", file=str(path), field="regime")
     starts = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip() == "[[regime]]"]
     regimes = [_regime(t, str(path), text, starts[i] if i < len(starts) else 0) for i, t in enumerate(tables)]
-    plan = Plan(path=str(path), regimes=regimes)
+    plan = TrainingPlan(path=str(path), regimes=regimes)
     for key in ("accelerator", "mfu", "batching", "dtype", "measured"):
         if key in doc:
             setattr(plan, key, doc[key])
@@ -166,7 +166,7 @@ def _examples(table: dict, langs: tuple[str, ...], fail) -> dict[str, int]:
     return {lang: value for lang in langs}
 
 
-def _check_plan(plan: Plan, text: str) -> None:
+def _check_plan(plan: TrainingPlan, text: str) -> None:
     def fail(key: str, reason: str):
         raise InputError(reason, file=plan.path, line=line_of(text, key), field=key)
 
@@ -229,7 +229,7 @@ def padding_ratio(flops_shape: EncoderShape, lengths: np.ndarray, batching: str,
     return executed / useful
 
 
-def estimate(plan: Plan, measured: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def project_training_cost(plan: TrainingPlan, measured: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per (regime, batching): FLOPs, hours on this machine (measured rate) and on the accelerator."""
     from xlt_bench.backends.models import HEAD_FOR_KIND
     from xlt_bench.data.synthetic import available_profiles, lengths_from_hist

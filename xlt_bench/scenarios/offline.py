@@ -126,7 +126,7 @@ def _run_rounds(configs: list[_Config], cfg) -> None:
 
 
 def _another_round(configs: list[_Config], cfg) -> bool:
-    """profiler.wants_another_pass over the language's configurations together: another round while any of them
+    """measure.passes.wants_another_pass over the language's configurations together: another round while any of them
     still wants one, unless one has reached the time box (then all stop, keeping the passes paired)."""
     wants = [wants_another_pass(len(c.series.pass_wall_s), c.series.timed_s, min_repeats=cfg.min_repeats,
                                 min_seconds=cfg.min_seconds, max_seconds=cfg.max_seconds) for c in configs]

@@ -48,12 +48,12 @@ class TrainCostStudy(Study):
 
     def analyse(self, docs: dict[str, dict], args: argparse.Namespace) -> Answer:
         from xlt_bench.core.schema import load_results
-        from xlt_bench.run.train_cost import estimate, load_plan
+        from xlt_bench.run.train_cost import load_plan, project_training_cost
         plan = load_plan(args.plan or DEFAULT_PLAN)
         measured = next(iter(docs.values())) if docs else (load_results(args.measured) if args.measured else None)
         if measured is not None:
             check_measured(measured, plan, args.measured or args.from_dir)
-        rows = estimate(plan, measured)
+        rows = project_training_cost(plan, measured)
         rows += grouped_rows(plan, rows)
         arms = arm_table(rows, {r.name: r.batch_size for r in plan.regimes})
         if arms.empty:

@@ -64,13 +64,13 @@ def _code_version() -> str | None:
 def dry_run_lines(shards: list[Shard]) -> list[str]:
     """The shards and an estimate of their cost: analytic FLOPs of every pass over the shipped length profiles, and
     the whole run `run --dry-run` would predict for each (timed passes and start-up: model build, export, probes)."""
-    from xlt_bench.run.estimate import estimate
+    from xlt_bench.run.estimate import estimate_run
     from xlt_bench.run.preflight import backend_dtype_pairs
     lines = [f"{len(shards)} shard(s):"]
     flops_total = seconds_total = 0.0
     for shard in shards:
         flops = estimate_flops(shard.config)
-        seconds = estimate(shard.config, backend_dtype_pairs(shard.config)).seconds
+        seconds = estimate_run(shard.config, backend_dtype_pairs(shard.config)).seconds
         flops_total, seconds_total = flops_total + flops, seconds_total + seconds
         lines.append(f"  {shard.id}  {shard.label:<60} ~{flops:.2e} FLOP  ~{seconds:.0f} s")
     lines.append(f"total ~{flops_total:.2e} FLOP, ~{seconds_total:.0f} s one shard after another (each shard's "

@@ -1,11 +1,11 @@
-"""evaluate.py on hand-made outputs: every task kind's metric, agreement/max |Δ|/parity, alignment, null reasons."""
+"""results/quality.py on hand-made outputs: every task kind's metric, agreement/max |Δ|/parity, alignment, null reasons."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from xlt_bench.results import quality as evaluate
+from xlt_bench.results import quality
 from xlt_bench.data.tasks import get_task
 from xlt_bench.data.tokenization import IGNORE_LABEL, EncodedSet
 
@@ -23,7 +23,7 @@ def _set(task: str, outs_count: int, example_index, labels=None, n_examples=None
 
 
 def _quality(task, encoded, outs, trained_head=True, random_weights=False):
-    return evaluate.evaluate_outputs(get_task(task), encoded, outs, trained_head=trained_head,
+    return quality.evaluate_outputs(get_task(task), encoded, outs, trained_head=trained_head,
                                      random_weights=random_weights)
 
 
@@ -32,7 +32,7 @@ def _quality(task, encoded, outs, trained_head=True, random_weights=False):
 def test_pair_accuracy_is_argmax_against_gold():
     outs = [np.array([2.0, 0.1, 0.0]), np.array([0.0, 1.0, 0.5]), np.array([0.0, 0.2, 0.1])]
     encoded = _set("xnli", 3, [0, 1, 2], labels=[0, 1, 2])
-    assert list(evaluate.predictions(encoded, outs)) == [0, 1, 1]
+    assert list(quality.predictions(encoded, outs)) == [0, 1, 1]
     q = _quality("xnli", encoded, outs)
     assert q.accuracy == pytest.approx(2 / 3) and q.accuracy_metric == "accuracy"
 
@@ -41,7 +41,7 @@ def test_multiple_choice_picks_the_higher_scoring_sequence_per_example():
     # Example 0: choice2 scores higher; example 1: choice1. Gold says 1 and 1 -> one right of two.
     outs = [np.array([0.1]), np.array([0.9]), np.array([0.7]), np.array([-0.3])]
     encoded = _set("xcopa", 4, [0, 0, 1, 1], labels=[1, 1])
-    assert list(evaluate.predictions(encoded, outs)) == [1, 0]
+    assert list(quality.predictions(encoded, outs)) == [1, 0]
     assert _quality("xcopa", encoded, outs).accuracy == pytest.approx(0.5)
 
 
@@ -60,7 +60,7 @@ def test_panx_entity_f1_counts_whole_entities_at_first_subwords():
     q = _quality("panx", encoded, [_tag_logits(pred_ids, 7)])
     # 1 predicted entity (correct), 2 gold: precision 1, recall 1/2 -> F1 2/3.
     assert q.accuracy == pytest.approx(2 / 3) and q.accuracy_metric == "f1_entity"
-    assert list(evaluate.predictions(encoded, [_tag_logits(pred_ids, 7)])) == [1, 2, 0, 0]
+    assert list(quality.predictions(encoded, [_tag_logits(pred_ids, 7)])) == [1, 2, 0, 0]
 
 
 def test_udpos_token_accuracy_over_labelled_tokens_only():
@@ -92,7 +92,7 @@ def test_qa_best_span_over_windows_maps_back_to_context_text():
     w0 = _span_logits(5, 2, 2, high=1.0)
     w1 = _span_logits(6, 4, 4, high=4.0)
     w1[0] = 50.0      # [CLS] scores highest but is not context: must be excluded
-    assert evaluate.qa_answer_texts(encoded, [w0, w1]) == ["France"]
+    assert quality.qa_answer_texts(encoded, [w0, w1]) == ["France"]
     q = _quality("xquad", encoded, [w0, w1])
     assert (q.accuracy, q.exact_match, q.accuracy_metric) == (1.0, 1.0, "f1")
     # A span over "in France": F1 = 2 * (1/2 * 1) / (1/2 + 1) = 2/3, EM 0.
@@ -113,7 +113,7 @@ def test_retrieval_top1_and_alignment_from_both_sides():
     tgt = [np.array([0.7, 0.7, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.2])]
     encoded = _tatoeba_set()
     q = _quality("tatoeba", encoded, src + tgt, trained_head=False)
-    assert list(evaluate.predictions(encoded, src + tgt)) == [2, 1, 2]
+    assert list(quality.predictions(encoded, src + tgt)) == [2, 1, 2]
     assert q.accuracy == pytest.approx(2 / 3) and q.alignment_top1 == pytest.approx(2 / 3)
     cos = [1 / np.sqrt(2), 1.0, 0.2 / np.sqrt(1.04)]
     assert q.alignment_cosine == pytest.approx(np.mean(cos))
@@ -165,7 +165,7 @@ def test_fill_quality_agreement_max_diff_and_parity():
                ("de", "onnxruntime", "fp32", "static"): flipped, ("de", "eager", "bf16", "static"): flipped}
     rows = [_row(*key[1:]) for key in outputs]
     encoded = _set("xnli", 4, [0, 1, 2, 3], labels=[0, 1, 2, 1])
-    evaluate.fill_quality(get_task("xnli"), [encoded], rows, outputs, trained_head=True, random_weights=False)
+    quality.fill_quality(get_task("xnli"), [encoded], rows, outputs, trained_head=True, random_weights=False)
     reference, dynamic, ort, bf16 = rows
     assert (reference["agreement"], reference["max_abs_diff"], reference["parity_ok"]) == (1.0, 0.0, True)
     assert reference["is_reference"] and not dynamic["is_reference"]
@@ -178,10 +178,10 @@ def test_fill_quality_agreement_max_diff_and_parity():
 
 def _compare(encoded, dtype, outputs, reference):
     """agreement, max |Δ| and parity of one configuration against the reference, as fill_quality computes them."""
-    diff = evaluate.max_abs_diff(outputs, reference)
-    agreement = evaluate.agreement(evaluate.predictions(encoded, outputs), evaluate.predictions(encoded, reference))
+    diff = quality.max_abs_diff(outputs, reference)
+    agreement = quality.agreement(quality.predictions(encoded, outputs), quality.predictions(encoded, reference))
     return {"agreement": agreement,
-            "max_abs_diff": diff, "parity_ok": evaluate.parity(dtype, diff)}
+            "max_abs_diff": diff, "parity_ok": quality.parity(dtype, diff)}
 
 
 def test_tagging_agreement_compares_labelled_positions_only():
@@ -213,7 +213,7 @@ def test_qa_agreement_on_chosen_spans():
 def test_no_reference_in_the_run_leaves_agreement_null_with_a_note():
     outputs = {("de", "onnxruntime", "fp32", "static"): [np.array([1.0, 0.0, 0.0])]}
     rows = [_row("onnxruntime", "fp32", "static")]
-    evaluate.fill_quality(get_task("xnli"), [_set("xnli", 1, [0], labels=[0])], rows, outputs,
+    quality.fill_quality(get_task("xnli"), [_set("xnli", 1, [0], labels=[0])], rows, outputs,
                           trained_head=True, random_weights=False)
     assert rows[0]["agreement"] is None and rows[0]["parity_ok"] is None and rows[0]["accuracy"] == 1.0
     assert any("no reference" in n for n in rows[0]["notes"])
@@ -221,7 +221,7 @@ def test_no_reference_in_the_run_leaves_agreement_null_with_a_note():
 
 def test_max_abs_diff_rejects_mismatched_output_counts():
     with pytest.raises(ValueError):
-        evaluate.max_abs_diff([np.zeros(2)], [np.zeros(2), np.zeros(2)])
+        quality.max_abs_diff([np.zeros(2)], [np.zeros(2), np.zeros(2)])
 
 
 # --- through the data side's real encodings (tiny WordPiece vocabulary from conftest) -------------------------------
@@ -256,6 +256,6 @@ def test_qa_spans_map_back_through_real_offsets_and_windows(tiny_tokenizer):
             hit = (ids == token) & (offsets[:, 0] >= 0)
             logits[hit] = score
         outs.append(logits)
-    assert evaluate.qa_answer_texts(encoded, outs) == ["paris"]
+    assert quality.qa_answer_texts(encoded, outs) == ["paris"]
     q = _quality("xquad", encoded, outs)
     assert (q.accuracy, q.exact_match) == (1.0, 1.0)

@@ -9,7 +9,8 @@ from xlt_bench.backends.eager import EagerBackend
 from xlt_bench.batching.planners import Batch, make_batches
 from xlt_bench.core.flops import EncoderShape
 from xlt_bench.backends.models import build_model
-from xlt_bench.measure.passes import measure, prepare_batches, probe_cost_model, restore_order, timed_pass, warm_up
+from xlt_bench.measure.passes import measure, prepare_batches, restore_order, timed_pass, warm_up
+from xlt_bench.measure.probe import probe_cost_model
 from xlt_bench.results.rows import all_rows, measurement_row
 from xlt_bench.core.schema import ALL_LANGS, RowKey
 
@@ -257,7 +258,7 @@ def test_two_probes_under_ten_percent_noise_pick_the_same_budget(cost):
 
 
 def test_budget_is_chosen_on_the_smoothed_curve():
-    from xlt_bench.measure.passes import choose_budget, smoothed
+    from xlt_bench.measure.probe import choose_budget, smoothed
     # One disturbed shape (256 tokens measured at half speed) inside a rising curve: the running median ignores it.
     tokens, rates = [64, 128, 256, 512, 1024], [100.0, 180.0, 90.0, 300.0, 310.0]
     assert smoothed(rates) == [100.0, 100.0, 180.0, 300.0, 310.0]
@@ -270,7 +271,7 @@ def test_budget_is_chosen_on_the_smoothed_curve():
 
 def test_a_term_below_the_tolerance_everywhere_is_dropped():
     from xlt_bench.batching.planners import CostModel
-    from xlt_bench.measure.passes import without_unresolved_terms
+    from xlt_bench.measure.probe import without_unresolved_terms
     samples = [(1, 64, 0.005), (256, 64, 0.0052)]
     # Per-token: 1e-8 x 16,384 = 0.16 ms of 5 ms at most (3%): below a 10% tolerance, dropped; the fixed cost stays.
     model = without_unresolved_terms(CostModel(fixed_s=0.005, per_token_s=1e-8), samples, 0.10)

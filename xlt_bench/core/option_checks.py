@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt_bench.core.errors import InputError
+from xlt_bench.core.registry import registry_of
 
 log = logging.getLogger("xlt_bench")
 
@@ -73,18 +74,18 @@ def _fail(cfg, key: str, reason: str) -> None:
 def check_policy_tables(tables: dict[str, Any], text: str, path: str) -> None:
     """Each [policy.NAME] names a known policy and sets only that policy's options, each of its type."""
     from xlt_bench.core.config import line_of
-    from xlt_bench.scenarios.serving.policies import POLICIES
+    policies = registry_of("server policy")
     for name, options in tables.items():
         header = line_of(text, f"policy.{name}") or line_of(text, f'policy."{name}"')
-        if name not in POLICIES.names():
+        if name not in policies.names():
             import difflib
-            close = difflib.get_close_matches(name, POLICIES.names(), n=1)
+            close = difflib.get_close_matches(name, policies.names(), n=1)
             hint = f" (did you mean [policy.{close[0]}]?)" if close else ""
-            raise InputError(f"unknown policy{hint}; policies: {', '.join(POLICIES.names())}", file=path,
+            raise InputError(f"unknown policy{hint}; policies: {', '.join(policies.names())}", file=path,
                              line=header, field=f"policy.{name}")
         if not isinstance(options, dict):
             raise InputError("expected a table of options", file=path, line=header, field=f"policy.{name}")
-        params = _policy_options(POLICIES.get(name))
+        params = _policy_options(policies.get(name))
         for key, value in options.items():
             line = line_of(text, key, after=header or 0)
             if key not in params:
