@@ -12,12 +12,14 @@ MISSING = "—"
 
 @dataclass
 class Block:
-    kind: str  # heading | para | bullets | table | plot
+    kind: str  # heading | para | bullets | table | plot | toc
     text: str = ""
     level: int = 2
     items: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None  # already formatted: every cell a string
     plot: str = ""  # plot name; the plot's file is plots/<name>.png
+    anchor: str = ""  # a heading's link target (toc.py sets it, the same one GitHub derives from the text)
+    entries: list[tuple[int, str, str]] = field(default_factory=list)  # toc: (level, text, anchor) per heading
 
 
 def heading(text: str, level: int = 2) -> Block:

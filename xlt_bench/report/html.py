@@ -7,7 +7,8 @@ import html
 import re
 
 from xlt_bench.report.blocks import Block
-from xlt_bench.report.plots import Chart
+from xlt_bench.report.figure import Chart
+from xlt_bench.report.toc import nested
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2em auto;
@@ -27,6 +28,8 @@ figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #555; }
 code { background: #f3f3f3; padding: 0 .25em; border-radius: 3px; }
 .scroll { overflow-x: auto; }
+nav.toc { background: #f8f9fa; border: 1px solid #e3e6e8; padding: .5em 1.2em; display: inline-block; }
+nav.toc ul { margin: .2em 0; padding-left: 1.2em; }
 """
 
 
@@ -65,11 +68,23 @@ def _figure(block: Block, charts: dict[str, Chart]) -> str:
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(chart.title)}</figcaption></figure>')
 
 
+def _toc(block: Block) -> str:
+    def link(text: str, anchor: str) -> str:
+        return f'<a href="#{html.escape(anchor)}">{inline(text)}</a>'
+
+    items = []
+    for _, text, anchor, children in nested(block.entries):
+        inner = "".join(f"<li>{link(t, a)}</li>" for _, t, a in children)
+        items.append(f"<li>{link(text, anchor)}" + (f"<ul>{inner}</ul>" if inner else "") + "</li>")
+    return f'<nav class="toc"><strong>{inline(block.text)}</strong><ul>{"".join(items)}</ul></nav>'
+
+
 def render_html(blocks: list[Block], charts: dict[str, Chart], title: str) -> str:
     body: list[str] = []
     for block in blocks:
         if block.kind == "heading":
-            body.append(f"<h{block.level}>{inline(block.text)}</h{block.level}>")
+            anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
+            body.append(f"<h{block.level}{anchor}>{inline(block.text)}</h{block.level}>")
         elif block.kind == "para":
             body.append(f"<p>{inline(block.text)}</p>")
         elif block.kind == "bullets":
@@ -78,6 +93,8 @@ def render_html(blocks: list[Block], charts: dict[str, Chart], title: str) -> st
             body.append(_table(block))
         elif block.kind == "plot":
             body.append(_figure(block, charts))
+        elif block.kind == "toc":
+            body.append(_toc(block))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")

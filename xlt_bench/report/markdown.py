@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from xlt_bench.report.blocks import Block, markdown_table
+from xlt_bench.report.toc import nested
 
 
 def render_markdown(blocks: list[Block]) -> str:
@@ -19,4 +20,18 @@ def render_markdown(blocks: list[Block]) -> str:
             parts.append(caption + markdown_table(block.table))
         elif block.kind == "plot":
             parts.append(f"![{block.text}](plots/{block.plot}.png)")
+        elif block.kind == "toc":
+            parts.append(_toc(block))
     return "\n\n".join(parts) + "\n"
+
+
+def _toc(block: Block) -> str:
+    lines = [f"**{block.text}**", ""]
+    for _, text, anchor, children in nested(block.entries):
+        lines.append(f"- {_link(text, anchor)}")
+        lines.extend(f"  - {_link(child, child_anchor)}" for _, child, child_anchor in children)
+    return "\n".join(lines)
+
+
+def _link(text: str, anchor: str) -> str:
+    return "[" + text.replace("[", "\\[").replace("]", "\\]") + f"](#{anchor})"

@@ -2,56 +2,33 @@
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from xlt_bench.core.schema import ALL_LANGS  # noqa: E402
-from xlt_bench.batching.strategies import colour_of  # noqa: E402
-from xlt_bench.report import tables  # noqa: E402
-
-TASK_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-GROUPINGS = ("resource_class", "family", "script")
+from xlt_bench.core.schema import ALL_LANGS
+from xlt_bench.batching.strategies import colour_of
+from xlt_bench.report import tables
+# Chart, NoData, plt and to_png are imported from here by other modules (study charts): keep them importable.
+from xlt_bench.report.figure import TASK_MARKERS, Chart, NoData, config_label, plt, to_png  # noqa: F401
+from xlt_bench.report.plots_configs import groupings_chart, prediction_chart, speedup_chart
 
 
-@dataclass
-class Chart:
-    name: str
-    title: str
-    png: bytes
-
-
-class NoData(Exception):
-    """Raised by a chart function when the run's data cannot support the chart; the message says why."""
-
-
-def to_png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _tasks_with_primary(df: pd.DataFrame) -> tuple[list[str], str, str]:
-    backend, dtype = tables.primary_config(df)
-    tasks = [t for t in tables.ordered(df["task"]) if (backend, dtype) in tables.backend_dtypes(df, t)
-             and tables.languages(df[df["task"] == t])]
-    if not tasks:
+def _language_panels(df: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(task, backend, dtype) of every per-language table of the run, in report order."""
+    panels = [(task, backend, dtype) for task in tables.ordered(df["task"])
+              for backend, dtype in tables.backend_dtypes(df, task)
+              if tables.languages(df[(df["task"] == task) & (df["backend"] == backend) & (df["dtype"] == dtype)])]
+    if not panels:
         raise NoData("no per-language rows")
-    return tasks, backend, dtype
+    return panels
 
 
 def _per_language_bars(df: pd.DataFrame, column: str, ylabel: str, title: str, scale: float = 1.0):
-    tasks, backend, dtype = _tasks_with_primary(df)
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 3.2 * len(tasks)), squeeze=False)
-    for ax, task in zip(axes[:, 0], tasks):
+    """One panel per task × backend/dtype (sharing the value axis so backends compare by eye), a bar per batching."""
+    panels = _language_panels(df)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False, sharey=True)
+    for ax, (task, backend, dtype) in zip(axes[:, 0], panels):
         table = tables.language_table(df, task, backend, dtype).drop(index=ALL_LANGS, errors="ignore")
         batchings = table.attrs["batchings"]
         x = np.arange(len(table))
@@ -62,9 +39,10 @@ def _per_language_bars(df: pd.DataFrame, column: str, ylabel: str, title: str, s
                    yerr=_error_bars(table, column, b, values, scale), capsize=2)
         ax.set_xticks(x, table.index)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{task.upper()} — {backend} {dtype}", fontsize=10)
+        ax.set_title(f"{task.upper()} — {config_label(backend, dtype)}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, title="batching", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.yaxis.set_tick_params(labelleft=True)
     axes[-1, 0].set_xlabel("language (ISO code)")
     fig.suptitle(title)
     fig.tight_layout()
@@ -82,7 +60,8 @@ def _error_bars(table: pd.DataFrame, column: str, batching: str, values: pd.Seri
 
 
 def throughput_chart(df: pd.DataFrame):
-    return _per_language_bars(df, "tok_s", "useful tokens / s", "Useful throughput per language, static vs dynamic")
+    return _per_language_bars(df, "tok_s", "useful tokens / s", "Useful throughput per language and batching, one "
+                              "panel per task × backend/dtype")
 
 
 def waste_chart(df: pd.DataFrame):
@@ -119,43 +98,33 @@ def latency_chart(df: pd.DataFrame):
     return fig
 
 
-def speedup_chart(per_lang: pd.DataFrame):
-    data = per_lang.dropna(subset=["speedup", "mean_tokens"]) if not per_lang.empty else per_lang
-    if len(data) < 2:
-        raise NoData("needs two batchings and at least two languages")
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    for i, (task, sub) in enumerate(data.groupby("task", sort=False)):
-        ax.scatter(sub["mean_tokens"], sub["speedup"], marker=TASK_MARKERS[i % len(TASK_MARKERS)], s=40,
-                   label=task.upper())
-        if "speedup_lo" in sub and sub["speedup_lo"].notna().any():   # 95% intervals of the paired passes
-            below = (sub["speedup"] - sub["speedup_lo"]).fillna(0).clip(lower=0)
-            above = (sub["speedup_hi"] - sub["speedup"]).fillna(0).clip(lower=0)
-            ax.errorbar(sub["mean_tokens"], sub["speedup"], yerr=np.vstack([below, above]), fmt="none",
-                        ecolor="grey", elinewidth=0.8, capsize=2)
-        for _, row in sub.iterrows():
-            ax.annotate(row["lang"], (row["mean_tokens"], row["speedup"]), textcoords="offset points",
-                        xytext=(4, 3), fontsize=8)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("mean tokens per sequence")
-    ax.set_ylabel("speedup (dynamic ÷ static useful tok/s, ×; bars: 95% CI)")
-    ax.set_title(f"Dynamic-batching speedup vs sequence length — {per_lang.attrs['backend']} "
-                 f"{per_lang.attrs['dtype']} (labels: language codes)")
-    ax.grid(alpha=0.3)
-    ax.legend(title="task")
-    return fig
-
-
 def _quality_points(df: pd.DataFrame, task: str) -> tuple[pd.DataFrame, str]:
     sub = df[(df["task"] == task) & (df["lang"] == ALL_LANGS)]
     metric = "accuracy" if sub["accuracy"].notna().any() else "agreement"
     return sub.dropna(subset=[metric, "throughput_tok_s"]), metric
 
 
-def quality_chart(df: pd.DataFrame):
+def flat_agreement_reason(panels: list[tuple[str, pd.DataFrame, str]], random_weights: bool) -> str | None:
+    """Why the quality chart says nothing, when it would plot agreement only and every point is 100%: all points
+    on one horizontal line, no trade-off to see. None when the chart has something to show."""
+    if any(metric != "agreement" for _, _, metric in panels):
+        return None
+    agreement = pd.concat([points["agreement"] for _, points, _ in panels])
+    if not (agreement >= 1.0).all():
+        return None
+    cause = "the model has random weights (no accuracy)" if random_weights else "the run has no accuracy"
+    return (f"{cause} and every configuration agrees 100% with the reference, so every point would sit on one "
+            "line; the configuration table above has the throughputs")
+
+
+def quality_chart(df: pd.DataFrame, random_weights: bool = False):
     panels = [(t, *_quality_points(df, t)) for t in tables.ordered(df["task"])]
     panels = [p for p in panels if len(p[1]) >= 2]
     if not panels:
         raise NoData("needs accuracy or agreement for at least two configurations of a task")
+    flat = flat_agreement_reason(panels, random_weights)
+    if flat:
+        raise NoData(flat)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.8), squeeze=False)
     for ax, (task, points, metric) in zip(axes[0], panels):
         failed = (points["parity_ok"] == False).to_numpy()  # noqa: E712
@@ -184,32 +153,6 @@ def quality_chart(df: pd.DataFrame):
     return fig
 
 
-def groupings_chart(per_lang: pd.DataFrame, group_of):
-    if group_of is None:
-        raise NoData("language metadata (xlt_bench.core.languages) is not available")
-    frames = {by: tables.grouping_table(per_lang, by, group_of) for by in GROUPINGS}
-    frames = {by: f for by, f in frames.items() if len(f) >= 2}
-    if not frames:
-        raise NoData("the run's languages fall in fewer than two groups")
-    fig, axes = plt.subplots(2, len(frames), figsize=(5 * len(frames), 7), squeeze=False)
-    for col, (by, frame) in enumerate(frames.items()):
-        top, bottom = axes[0, col], axes[1, col]
-        top.bar(frame.index, frame["mean_tokens"], color="#4c72b0")
-        top.set_ylabel("mean tokens per sequence")
-        top.set_title(by.replace("_", " "), fontsize=10)
-        bottom.bar(frame.index, frame["speedup"], color="#2e8b57")
-        bottom.axhline(1.0, color="grey", lw=0.8, ls="--")
-        bottom.set_ylabel("speedup (dynamic ÷ static, ×)")
-        for ax in (top, bottom):
-            ax.tick_params(axis="x", labelsize=8)
-            plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-            ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Language groups: tokens per sequence and speedup ({per_lang.attrs['backend']} "
-                 f"{per_lang.attrs['dtype']}, mean over languages)")
-    fig.tight_layout()
-    return fig
-
-
 def alignment_chart(pairs: dict[str, pd.DataFrame]):
     if not pairs:
         raise NoData("needs accuracy and embedding alignment for at least three languages")
@@ -230,13 +173,17 @@ def alignment_chart(pairs: dict[str, pd.DataFrame]):
 
 # name -> (title, drawing function taking a context dict)
 CHARTS = {
-    "throughput_per_language": ("Useful tok/s per language, static vs dynamic", lambda c: throughput_chart(c["df"])),
-    "padding_waste_per_language": ("Padding waste per language", lambda c: waste_chart(c["df"])),
-    "speedup_vs_length": ("Speedup vs mean token length", lambda c: speedup_chart(c["per_lang"])),
+    "throughput_per_language": ("Useful tok/s per language and batching, per backend/dtype",
+                                lambda c: throughput_chart(c["df"])),
+    "padding_waste_per_language": ("Padding waste per language, per backend/dtype", lambda c: waste_chart(c["df"])),
+    "speedup_vs_length": ("Speedup vs mean token length, per backend/dtype",
+                          lambda c: speedup_chart(c["per_lang_by_config"])),
+    "predicted_vs_measured": ("Measured speedup vs prediction (cost model)",
+                              lambda c: prediction_chart(c["predictions"])),
     "latency_distribution": ("Latency distribution per configuration", lambda c: latency_chart(c["df"])),
     "quality_vs_throughput": ("Accuracy/agreement vs throughput, Pareto frontier",
-                              lambda c: quality_chart(c["df"])),
-    "groupings": ("Language groups", lambda c: groupings_chart(c["per_lang"], c["group_of"])),
+                              lambda c: quality_chart(c["df"], c.get("random_weights", False))),
+    "groupings": ("Language groups", lambda c: groupings_chart(c["per_lang_by_config"], c["group_of"])),
     "alignment_vs_accuracy": ("Alignment vs accuracy", lambda c: alignment_chart(c["pairs"])),
 }
 

@@ -9,10 +9,8 @@ import pandas as pd
 
 from xlt_bench.core.schema import ALL_LANGS
 from xlt_bench.report import tables
+from xlt_bench.report.caveats import report_notes
 from xlt_bench.report.blocks import MISSING, Block, bullets, heading, num, num_ci, para, pct, plot, sci, sig, table, times, times_ci
-
-GROUP_TITLES = {"resource_class": "resource class", "family": "language family", "script": "script"}
-
 
 def run_header(doc: dict[str, Any]) -> list[Block]:
     run = doc.get("run", {})
@@ -118,6 +116,25 @@ def per_language_section(df: pd.DataFrame, charts: list[Block] = ()) -> list[Blo
             *charts, *blocks]
 
 
+def prediction_summary(points: pd.DataFrame) -> list[Block]:
+    """Per series of the predicted-vs-measured chart: how far the measured speedups sit from the cost model's
+    prediction across languages, and how often the prediction falls inside the measured 95% interval."""
+    langs = points[points["lang"] != ALL_LANGS]
+    lines = []
+    for (task, backend, dtype, batching, base), sub in langs.groupby(["task", "backend", "dtype", "batching", "base"],
+                                                                     sort=False):
+        ratio = sub["measured"] / sub["predicted"]
+        line = (f"{task.upper()} {backend} {dtype} {batching} ÷ {base}: measured ÷ prediction (cost model) median "
+                f"{ratio.median():.2f} (range {ratio.min():.2f}–{ratio.max():.2f}) over {len(sub)} languages")
+        with_interval = sub.dropna(subset=["lo", "hi"])
+        if len(with_interval):
+            inside = ((with_interval["lo"] <= with_interval["predicted"])
+                      & (with_interval["predicted"] <= with_interval["hi"])).sum()
+            line += f"; the prediction lies inside the measured 95% interval for {inside} of {len(with_interval)}"
+        lines.append(line + ".")
+    return [bullets(lines)] if lines else []
+
+
 def _parity_cell(row) -> str:
     if row["parity_ok"] is True or row["parity_ok"] == 1.0:
         return "ok"
@@ -221,27 +238,6 @@ def quality_table_display(df: pd.DataFrame, task: str) -> pd.DataFrame | None:
     return out
 
 
-def grouping_section(per_lang: pd.DataFrame, group_of: Callable | None) -> list[Block]:
-    blocks = [heading("Language groups")]
-    if group_of is None:
-        return blocks + [para("Skipped: language metadata (xlt_bench.core.languages) is not available.")]
-    if per_lang.empty:
-        return blocks + [para("Skipped: no per-language rows.")]
-    blocks.append(para(f"Means over the languages of each group and every task, for {per_lang.attrs['backend']} "
-                       f"{per_lang.attrs['dtype']}; speedup is dynamic ÷ static useful tok/s."))
-    for by, title in GROUP_TITLES.items():
-        frame = tables.grouping_table(per_lang, by, group_of)
-        display = pd.DataFrame({
-            title: frame.index, "languages": frame["languages"],
-            "tokens/seq": [num(v, 1) for v in frame["mean_tokens"]],
-            "waste static": [pct(v) for v in frame["waste_base"]],
-            "waste dynamic": [pct(v) for v in frame["waste_other"]],
-            "speedup": [times(v) for v in frame["speedup"]], "accuracy": [pct(v) for v in frame["accuracy"]],
-        })
-        blocks.append(table(display, f"By {title}"))
-    return blocks
-
-
 def correlation_section(pairs: dict[str, pd.DataFrame], correlate: Callable) -> list[Block]:
     blocks = [heading("Alignment vs accuracy")]
     if not pairs:
@@ -268,31 +264,8 @@ def skipped_and_notes(df: pd.DataFrame, doc: dict[str, Any]) -> list[Block]:
                                            "reason": s.get("reason", MISSING)} for s in skipped])))
     else:
         blocks.append(para("None."))
-    notes = list(run.get("notes") or [])
-    notes.extend(row_notes(df))
-    # Each (task, language) was tokenized once; every configuration repeats its count, so take the max.
-    truncated = df[df["lang"] != ALL_LANGS].groupby(["task", "lang"])["n_truncated"].max().fillna(0)
-    if truncated.sum() > 0:
-        count = int(truncated.sum())
-        notes.append(f"{count} sequence{'s' if count != 1 else ''} over max_length "
-                     f"{'were' if count != 1 else 'was'} truncated (n_truncated per row).")
+    notes = report_notes(df, run.get("notes") or [])
     return blocks + [heading("Notes"), bullets(notes) if notes else para("None.")]
-
-
-def row_notes(df: pd.DataFrame) -> list[str]:
-    """Each distinct row note once, with the configurations (and languages) it came from."""
-    by_note: dict[str, dict[str, list[str]]] = {}
-    for r in df.itertuples():
-        for note in r.notes if isinstance(r.notes, list) else []:
-            where = by_note.setdefault(note, {}).setdefault(f"{r.task} {r.backend} {r.dtype} {r.batching}", [])
-            if r.lang != ALL_LANGS:
-                where.append(r.lang)
-    out = []
-    for note, where in by_note.items():
-        places = [f"{config}: {', '.join(langs) if len(langs) <= 5 else f'{len(langs)} languages'}"
-                  if langs else config for config, langs in where.items()]
-        out.append(f"{note} ({'; '.join(places)})")
-    return out
 
 
 def chart_block(name: str, charts: dict, skipped: dict, title: str) -> Block:

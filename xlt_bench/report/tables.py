@@ -154,11 +154,12 @@ def config_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
     return sub.reset_index(drop=True)
 
 
-def per_language_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, lang) of the primary backend/dtype: tokens/seq, waste per batching, speedup, accuracy, alignment."""
+def per_language_frame(df: pd.DataFrame, config: tuple[str, str] | None = None) -> pd.DataFrame:
+    """Per (task, lang) of one backend/dtype (the primary one unless `config` names another): tokens/seq, waste
+    per batching, the headline speedup with its interval, accuracy, alignment."""
     if df.empty:
         return pd.DataFrame()
-    backend, dtype = primary_config(df)
+    backend, dtype = config or primary_config(df)
     frames = []
     for task in ordered(df["task"]):
         if (backend, dtype) not in backend_dtypes(df, task):
@@ -167,24 +168,38 @@ def per_language_frame(df: pd.DataFrame) -> pd.DataFrame:
         summary = task_summary(table)
         sub = df[(df["task"] == task) & (df["backend"] == backend) & (df["dtype"] == dtype)
                  & (df["batching"] == table.attrs["base"])].set_index("lang").reindex(table.index)
-        frame = pd.DataFrame({
-            "task": task, "lang": table.index, "mean_tokens": table["mean_tokens"].to_numpy(),
-            "waste_base": table[f"waste:{table.attrs['base']}"].to_numpy(),
-            "waste_other": table[f"waste:{summary['other']}"].to_numpy() if summary else np.nan,
-            "speedup": table[f"speedup:{summary['other']}"].to_numpy() if summary else np.nan,
-            "speedup_lo": table[f"speedup_lo:{summary['other']}"].to_numpy() if summary else np.nan,
-            "speedup_hi": table[f"speedup_hi:{summary['other']}"].to_numpy() if summary else np.nan,
+        other = summary["other"] if summary else None
+
+        def column(name: str):
+            return table[f"{name}:{other}"].to_numpy() if other else np.nan
+
+        frames.append(pd.DataFrame({
+            "task": task, "lang": table.index, "backend": backend, "dtype": dtype, "base": table.attrs["base"],
+            "other": other, "mean_tokens": table["mean_tokens"].to_numpy(),
+            "waste_base": table[f"waste:{table.attrs['base']}"].to_numpy(), "waste_other": column("waste"),
+            "speedup": column("speedup"), "speedup_lo": column("speedup_lo"), "speedup_hi": column("speedup_hi"),
             "accuracy": sub["accuracy"].to_numpy(), "alignment_cosine": sub["alignment_cosine"].to_numpy(),
             "alignment_top1": sub["alignment_top1"].to_numpy(),
-        })
-        frames.append(frame)
+        }))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.attrs.update(backend=backend, dtype=dtype)
     return out
 
 
+def per_language_frames(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """per_language_frame of every backend/dtype of the run, the primary one first; those without languages left
+    out."""
+    if df.empty:
+        return {}
+    primary = primary_config(df)
+    configs = [primary] + [c for c in dict.fromkeys(zip(df["backend"], df["dtype"])) if c != primary]
+    frames = {config: per_language_frame(df, config) for config in configs}
+    return {config: frame for config, frame in frames.items() if not frame.empty}
+
+
 def grouping_table(per_lang: pd.DataFrame, by: str, group_of) -> pd.DataFrame:
-    """Means per language group (resource class, family, script) over every (task, language) of per_lang."""
+    """Means per language group (resource class, family, script) over every (task, language) of per_lang, with the
+    number of languages (n) and the min and max of tokens/seq and speedup over the same values."""
     if per_lang.empty:
         return pd.DataFrame()
     frame = per_lang.copy()
@@ -192,15 +207,40 @@ def grouping_table(per_lang: pd.DataFrame, by: str, group_of) -> pd.DataFrame:
     grouped = frame.groupby("group", sort=True)
     out = pd.DataFrame({
         "languages": grouped["lang"].agg(lambda s: ", ".join(dict.fromkeys(s))),
+        "n": grouped["lang"].nunique(),
         "mean_tokens": grouped["mean_tokens"].mean(),
+        "mean_tokens_min": grouped["mean_tokens"].min(), "mean_tokens_max": grouped["mean_tokens"].max(),
         "waste_base": grouped["waste_base"].mean(), "waste_other": grouped["waste_other"].mean(),
-        "speedup": grouped["speedup"].mean(), "accuracy": grouped["accuracy"].mean(),
+        "speedup": grouped["speedup"].mean(),
+        "speedup_min": grouped["speedup"].min(), "speedup_max": grouped["speedup"].max(),
+        "accuracy": grouped["accuracy"].mean(),
     })
     if by == "resource_class":  # best-resourced class first, named as Joshi et al. (2020) do
         out = out.sort_index(ascending=False, key=lambda idx: idx.map(lambda g: int(g) if g.isdigit() else -1))
         out.index = [RESOURCE_CLASS_NAMES.get(g, g) for g in out.index]
         return out
     return out.sort_values("mean_tokens")
+
+
+def prediction_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Every speedup that has both a cost-model prediction and a measurement: one row per task, backend, dtype,
+    batching (other than the base) and language (ALL included), with the measured 95% interval."""
+    records = []
+    for task in ordered(df["task"]):
+        for backend, dtype in backend_dtypes(df, task):
+            t = language_table(df, task, backend, dtype)
+            for batching in t.attrs["batchings"]:
+                if batching == t.attrs["base"]:
+                    continue
+                for lang in t.index:
+                    records.append({
+                        "task": task, "backend": backend, "dtype": dtype, "batching": batching,
+                        "base": t.attrs["base"], "lang": lang, "predicted": t.loc[lang, f"predicted:{batching}"],
+                        "measured": t.loc[lang, f"speedup:{batching}"],
+                        "lo": t.loc[lang, f"speedup_lo:{batching}"], "hi": t.loc[lang, f"speedup_hi:{batching}"]})
+    columns = ["task", "backend", "dtype", "batching", "base", "lang", "predicted", "measured", "lo", "hi"]
+    out = pd.DataFrame(records, columns=columns)
+    return out.dropna(subset=["predicted", "measured"]).reset_index(drop=True)
 
 
 def alignment_pairs(per_lang: pd.DataFrame) -> dict[str, pd.DataFrame]:
