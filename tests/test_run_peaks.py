@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from xlt_bench.run.peaks import apply_run_peaks, merge_peaks, peak_for
+from xlt_bench.run.peaks import apply_run_peaks, gemm_libraries, merge_peaks, peak_for
+from xlt_bench.run.preflight import backend_classes
 
 
 def test_merge_keeps_both_measurements_and_the_best_as_the_peak():
@@ -31,9 +32,16 @@ def test_rows_get_their_backends_library_peak_and_mfu():
     peaks = {"torch/fp32": {"peak_flops_per_s": 1000.0}, "onnxruntime/fp32": {"peak_flops_per_s": 500.0}}
     rows = [{"backend": "eager", "dtype": "fp32", "flops_useful": 200, "wall_s": 2.0},
             {"backend": "fake", "dtype": "int8", "flops_useful": 200, "wall_s": 2.0}]
-    apply_run_peaks(rows, peaks)
+    apply_run_peaks(rows, peaks, backend_classes(["eager", "fake"]))
     assert rows[0]["gemm_peak_flops"] == 1000.0 and rows[0]["mfu"] == pytest.approx(200 / 2.0 / 1000.0)
     assert rows[1]["gemm_peak_flops"] is None and rows[1]["mfu"] is None   # no torch/int8 peak was measured
+
+
+def test_gemm_libraries_are_each_backends_library_once():
+    classes = backend_classes(["eager", "fake", "eager"])
+    assert list(classes) == ["eager", "fake"]                          # resolved once per name
+    pairs = [("eager", "fp32"), ("fake", "fp32"), ("eager", "bf16"), ("fake", "bf16")]
+    assert gemm_libraries(pairs, classes) == [("torch", "bf16"), ("torch", "fp32")]   # fake declares torch
 
 
 def test_finished_run_names_the_results_file_and_dry_run_notes_per_scenario(tmp_path):

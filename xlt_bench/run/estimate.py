@@ -2,9 +2,10 @@
 
 time = analytic FLOPs of the workload (flops.py, over the shipped length profiles) ÷ (GEMM rate × efficiency), per
 backend, dtype and batching. The GEMM rate (the fastest call, as for MFU) is measured now, about half a second per
-library and dtype (measure/gemm_peak.py), or where that fails read from the stored baseline's run metadata. The efficiency is what
-the baseline's ALL rows reached, executed FLOP/s ÷ that run's GEMM peak, for the same backend, dtype and batching
-where the baseline has it, else the median over its rows; with no baseline it is 1 and the figure a lower bound.
+library and dtype (measure/gemm_peak.py), or where that fails read from the stored baseline's run metadata. The
+efficiency is what the baseline's ALL rows reached, executed FLOP/s ÷ that run's GEMM peak, for the same backend,
+dtype and batching where the baseline has it, else the median over its rows; with no baseline it is 1 and the figure
+a lower bound.
 Strategies that pad every row to --max-length (static) count the padded FLOPs they will execute; the others count
 useful FLOPs only (their padding is decided at run time), so their figures are lower bounds too. The fake backend's
 passes come from its declared cost instead. The start-up (GEMM peaks, model build, ONNX export, cost probe, warm-up)
@@ -86,16 +87,15 @@ def baseline_efficiency(doc: dict[str, Any] | None) -> tuple[dict[tuple[str, str
     return effs, (statistics.median(effs.values()) if effs else None)
 
 
-def gemm_rates(cfg: RunConfig, pairs: list[tuple[str, str]], baseline: dict[str, Any] | None,
+def gemm_rates(cfg: RunConfig, needed: list[tuple[str, str]], baseline: dict[str, Any] | None,
                seconds: float = GEMM_SECONDS) -> tuple[dict[str, float], str]:
-    """FLOP/s per "library/dtype" the run's backends use: measured now, else the baseline's stored peaks."""
-    from xlt_bench.backends import get_backend_class
+    """FLOP/s per "library/dtype" of `needed` (the run's GEMM libraries and dtypes): measured now, else the
+    baseline's stored peaks."""
     from xlt_bench.measure.gemm_peak import measure_peaks
-    needed = sorted({(get_backend_class(b).gemm_library, d) for b, d in pairs})
     measured = measure_peaks(needed, cfg.device, cfg.threads, seconds=seconds)
     stored = ((baseline or {}).get("run", {}).get("env", {}) or {}).get("gemm_peaks", {})
     rates, sources = {}, set()
-    # The fastest call, as the MFU denominator is (run_peaks.peak_for): the baseline's efficiencies are relative to it.
+    # The fastest call, as the MFU denominator is (peaks.peak_for): the baseline's efficiencies are relative to it.
     for key, entry in measured.items():
         rate, source = entry.get("flops_per_s_best"), "measured now"
         if not rate:
@@ -107,27 +107,33 @@ def gemm_rates(cfg: RunConfig, pairs: list[tuple[str, str]], baseline: dict[str,
     return rates, " / ".join(sorted(sources)) or "unavailable"
 
 
-def estimate_run(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path = DEFAULT_BASELINE) -> Estimate:
-    from xlt_bench.backends import get_backend_class
+def estimate_run(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Path = DEFAULT_BASELINE, *,
+                 backend_classes: dict[str, type] | None = None) -> Estimate:
+    """The run's predicted seconds. `backend_classes`: the backends' classes as preflight resolved them
+    (RunPlan.backend_classes); looked up here when not given (a sweep estimating its shards)."""
+    from xlt_bench.run.peaks import gemm_libraries
+    from xlt_bench.run.preflight import backend_classes as resolve
     flops = workload_flops(cfg)
     baseline = load_baseline(baseline_path)
     effs, median_eff = baseline_efficiency(baseline)
     eff_source = f"efficiency reached by {baseline_path}" if effs else "efficiency 1 (no baseline): a lower bound"
     if flops is None:
         return Estimate(math.nan, {}, {}, "not measured", eff_source)
-    rates, rate_source = gemm_rates(cfg, pairs, baseline)
+    classes = backend_classes or resolve(b for b, _ in pairs)
+    needed = gemm_libraries(pairs, classes)
+    rates, rate_source = gemm_rates(cfg, needed, baseline)
     passes = 3 if cfg.scenario == "train" else 1       # a training step ≈ forward + backward (2x forward)
     parts = {}
     for backend, dtype in pairs:
         if backend == "fake":
             parts.update({(backend, dtype, b): passes * s for b, s in fake_seconds(cfg).items()})
             continue
-        rate = rates.get(f"{get_backend_class(backend).gemm_library}/{dtype}")
+        rate = rates.get(f"{classes[backend].gemm_library}/{dtype}")
         for batching, total in flops.items():
             eff = effs.get((backend, dtype, batching), median_eff or 1.0)
             parts[(backend, dtype, batching)] = passes * total / (rate * eff) if rate else math.nan
     parts = {key: repeat_rule(cfg, s) for key, s in parts.items()}
-    startup = startup_seconds(cfg, pairs, parts)
+    startup = startup_seconds(cfg, pairs, parts, len(needed))
     return Estimate(sum(parts.values()) + sum(startup.values()), parts, rates, rate_source, eff_source, startup)
 
 
@@ -152,19 +158,18 @@ EXPORT_S_PER_PARAM = 1.0e-6
 PEAK_S = 3.0
 
 
-def startup_seconds(cfg: RunConfig, pairs: list[tuple[str, str]],
-                    timed: dict[tuple[str, str, str], float]) -> dict[str, float]:
-    """Seconds outside the timed passes: GEMM peaks, model build, ONNX export, the cost probe (its allowance: a share
-    of the pair's timed seconds, at least its floor) and warm-up (about one pass of each row)."""
-    from xlt_bench.backends import get_backend_class
+def startup_seconds(cfg: RunConfig, pairs: list[tuple[str, str]], timed: dict[tuple[str, str, str], float],
+                    n_peaks: int) -> dict[str, float]:
+    """Seconds outside the timed passes: GEMM peaks (`n_peaks` library/dtype pairs), model build, ONNX export, the
+    cost probe (its allowance: a share of the pair's timed seconds, at least its floor) and warm-up (about one pass
+    of each row)."""
     from xlt_bench.backends.models import preset_config
     from xlt_bench.measure.probe import PROBE_FLOOR_S, PROBE_SHARE
     from xlt_bench.batching.strategies import needs_cost_model
     c = preset_config(cfg.model)
     params = c.vocab_size * c.hidden_size + c.num_hidden_layers * (4 * c.hidden_size ** 2
                                                                     + 2 * c.hidden_size * c.intermediate_size)
-    libraries = {(get_backend_class(b).gemm_library, d) for b, d in pairs}
-    out = {"GEMM peaks": PEAK_S * len(libraries), "model build": len(cfg.tasks) * (BUILD_FIXED_S
+    out = {"GEMM peaks": PEAK_S * n_peaks, "model build": len(cfg.tasks) * (BUILD_FIXED_S
                                                                                      + BUILD_S_PER_PARAM * params)}
     exports = sum(1 for b, _ in pairs if b == "onnxruntime")
     if exports:

@@ -1,21 +1,27 @@
 """The run's GEMM peaks, the denominators of MFU: which (library, dtype) pairs its backends need, measured at the
-start of the run and again at the end, and the peak each row's MFU is measured against (xlt_bench/measure/gemm_peak.py times
-one GEMM)."""
+start of the run and again at the end, and the peak each row's MFU is measured against
+(xlt_bench/measure/gemm_peak.py times one GEMM)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from xlt_bench.backends import get_backend_class
 from xlt_bench.results.rows import apply_peak
 
 
-def measure_run_peaks(cfg, pairs: Iterable[tuple[str, str]], say: Callable[[str], None]) -> dict[str, Any]:
+def gemm_libraries(pairs: Iterable[tuple[str, str]], classes: Mapping[str, type]) -> list[tuple[str, str]]:
+    """The (GEMM library, dtype) pairs the run's (backend, dtype) pairs use, each once, sorted. `classes` are the
+    backends' classes as preflight resolved them (RunPlan.backend_classes)."""
+    return sorted({(classes[backend].gemm_library, dtype) for backend, dtype in pairs})
+
+
+def measure_run_peaks(cfg, pairs: Iterable[tuple[str, str]], say: Callable[[str], None],
+                      classes: Mapping[str, type]) -> dict[str, Any]:
     """One GEMM peak per (library, dtype) the run's (backend, dtype) pairs use, keyed "library/dtype"."""
     from xlt_bench.backends.models import ffn_sizes
     from xlt_bench.measure.gemm_peak import measure_peaks
-    needed = sorted({(get_backend_class(b).gemm_library, d) for b, d in pairs})
+    needed = gemm_libraries(pairs, classes)
     say("measuring GEMM peaks for MFU: " + ", ".join(f"{lib}/{d}" for lib, d in needed))
     # Timed on the model's own feed-forward GEMM (hidden -> intermediate); not a preset: a base model's.
     hidden, intermediate = ffn_sizes(cfg.model) or (None, None)
@@ -39,8 +45,8 @@ def peak_for(peaks: dict[str, Any], library: str, dtype: str) -> float | None:
     return entry.get("peak_flops_per_s") or entry.get("flops_per_s_best") or entry.get("flops_per_s")
 
 
-def apply_run_peaks(rows: Iterable[dict[str, Any]], peaks: dict[str, Any]) -> None:
+def apply_run_peaks(rows: Iterable[dict[str, Any]], peaks: dict[str, Any], classes: Mapping[str, type]) -> None:
     """Set every row's GEMM peak and MFU from the run's peaks (its backend's GEMM library, its dtype)."""
     for row in rows:
-        library = get_backend_class(row["backend"]).gemm_library
+        library = classes[row["backend"]].gemm_library
         apply_peak(row, peak_for(peaks, library, row["dtype"]))

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ from xlt_bench.results import quality
 from xlt_bench.core import progress
 
 from xlt_bench.run import run_dir
-from xlt_bench.backends import get_backend_class
 from xlt_bench.batching.planners import CostModel
 from xlt_bench.core.config import RunConfig
 from xlt_bench.core.errors import InputError, RunTerminated
@@ -97,7 +97,7 @@ def run(cfg: RunConfig, out_dir: Path, *, force: bool = False) -> dict[str, Any]
 def _measure_all(cfg: RunConfig, plan: RunPlan, run_meta: dict, clock: StageClock, rows: list[dict[str, Any]]) -> None:
     """Measure every task into `rows` (in place, so a later failure still has the finished tasks' rows)."""
     with clock("gemm_peaks"):
-        run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs, _say)
+        run_meta["env"]["gemm_peaks"] = _measure_peaks(cfg, plan.pairs, _say, plan.backend_classes)
     cost_models: dict[tuple[str, str], tuple[CostModel | None, int]] = {}
     by_task = run_meta.setdefault("peak_rss_mb_by_task", {})
     for spec in plan.specs:
@@ -107,8 +107,8 @@ def _measure_all(cfg: RunConfig, plan: RunPlan, run_meta: dict, clock: StageCloc
     with clock("gemm_peaks"):
         # Again at the end: the peak is the best the machine showed during the run, so a busy moment at
         # start-up cannot inflate MFU.
-        merge_peaks(run_meta["env"]["gemm_peaks"], _measure_peaks(cfg, plan.pairs, _say))
-    apply_run_peaks(rows, run_meta["env"]["gemm_peaks"])
+        merge_peaks(run_meta["env"]["gemm_peaks"], _measure_peaks(cfg, plan.pairs, _say, plan.backend_classes))
+    apply_run_peaks(rows, run_meta["env"]["gemm_peaks"], plan.backend_classes)
 
 
 def _aggregate(cfg: RunConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -166,83 +166,117 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 # --- one task: model, workload, every backend through the scenario ------------------------------------------------
 
+@dataclass
+class _Task:
+    """What every backend of one task shares while it runs (model, workload, scenario, the run's bookkeeping)."""
+    cfg: RunConfig
+    spec: TaskSpec
+    plan: RunPlan
+    run_meta: dict
+    clock: StageClock
+    cost_models: dict            # (backend, dtype) -> (cost model, budget), probed once per run
+    scenario: Any
+    bundle: Any = None
+    workload: Any = None
+    flops_shape: EncoderShape | None = None
+    failures: list[BaseException] = field(default_factory=list)   # backends that failed to load
+
+
 def _run_task(cfg: RunConfig, spec: TaskSpec, plan: RunPlan, run_meta: dict, clock: StageClock,
               cost_models: dict) -> list[dict[str, Any]]:
     """One task: its model and workload, then every backend through the scenario. A scenario that interleaves
     backends (offline) gets them all loaded at once, so their passes alternate per language and load between
     backends cancels in their ratios; the others get one backend at a time. Each group is closed before the next
     (bounded memory); a backend that fails to load is skipped and named, the others still run."""
-    scenario = get_scenario(cfg.scenario)()
-    _say(f"{spec.name}: loading model {cfg.model}")
-    with clock("model_build"):
-        bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed, attn=cfg.attn)
-    run_meta["notes"].extend(n for n in bundle.notes if n not in run_meta["notes"])
-    with clock("data_and_tokenization"):
-        workload = load_workload(cfg, spec, bundle, plan.examples.get(spec.name), plan.tokenizer)
-    run_meta["skipped"].extend(workload.skipped)
-    for encoded in workload.sets:
-        run_meta["notes"].extend(f"{spec.name}/{encoded.lang}: {n}" for n in encoded.notes)
-    run_meta["interval_method"] = INTERVAL_METHOD
-    flops_shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
+    task = _Task(cfg, spec, plan, run_meta, clock, cost_models, get_scenario(cfg.scenario)())
+    _load_model_and_workload(task)
     rows: list[dict[str, Any]] = []
     outputs: dict[tuple, list[np.ndarray]] = {}
-    groups = [list(plan.pairs)] if scenario.interleaves_backends else [[pair] for pair in plan.pairs]
-    failures: list[BaseException] = []
+    groups = [list(plan.pairs)] if task.scenario.interleaves_backends else [[pair] for pair in plan.pairs]
     for group in groups:
-        if not workload.sets:
+        if not task.workload.sets:
             break
-        loaded: list = []
-        try:
-            for backend_name, dtype in group:
-                _stop_if_terminated()
-                backend = _load_backend(cfg, spec, backend_name, dtype, bundle, scenario, run_meta, clock,
-                                        cost_models, failures, _timed_tokens(cfg, workload))
-                if backend is not None:
-                    cost, budget = cost_models.get((backend_name, dtype), (None, None))
-                    ctx = ScenarioContext(cfg=cfg, bundle=bundle, flops_shape=flops_shape, workload=workload,
-                                          clock=clock, cost=cost, budget=budget, run_meta=run_meta, say=_say,
-                                          shared_plan=_shared_plan(plan.pairs[0], cost_models))
-                    loaded.append((ctx, backend))
-            if loaded:
-                group_rows, group_outputs = (scenario.run_together(loaded) if scenario.interleaves_backends
-                                             else scenario.run(*loaded[0]))
-                rows.extend(group_rows)
-                outputs.update(group_outputs)
-        finally:
-            # Release sessions, compiled graphs and model copies before the next group (bounded memory).
-            for _, backend in loaded:
-                backend.close()
-            del loaded
-            _release_memory()
-    if failures and not rows:
-        raise failures[0]
-    if scenario.evaluates and workload.sets:
-        _fill_quality(cfg, spec, bundle, workload, rows, outputs, run_meta, clock)
-    del bundle, outputs
+        group_rows, group_outputs = _run_group(task, group)
+        rows.extend(group_rows)
+        outputs.update(group_outputs)
+    if task.failures and not rows:
+        raise task.failures[0]
+    if task.scenario.evaluates and task.workload.sets:
+        _fill_quality(cfg, spec, task.bundle, task.workload, rows, outputs, run_meta, clock)
+    del task, outputs   # the model and its outputs go before the next task's model is built
     _release_memory()
     return rows
 
 
-def _load_backend(cfg: RunConfig, spec: TaskSpec, backend_name: str, dtype: str, bundle, scenario, run_meta: dict,
-                  clock: StageClock, cost_models: dict, failures: list[BaseException], run_tokens: int | None = None):
+def _load_model_and_workload(task: _Task) -> None:
+    """Build the task's model and its workload (data read at preflight, tokenized now); notes and skipped
+    languages go into the run's metadata."""
+    cfg, spec, run_meta = task.cfg, task.spec, task.run_meta
+    _say(f"{spec.name}: loading model {cfg.model}")
+    with task.clock("model_build"):
+        task.bundle = build_model(cfg.model, spec.kind, spec.num_labels, seed=cfg.seed, attn=cfg.attn)
+    run_meta["notes"].extend(n for n in task.bundle.notes if n not in run_meta["notes"])
+    with task.clock("data_and_tokenization"):
+        task.workload = load_workload(cfg, spec, task.bundle, task.plan.examples.get(spec.name), task.plan.tokenizer)
+    run_meta["skipped"].extend(task.workload.skipped)
+    for encoded in task.workload.sets:
+        run_meta["notes"].extend(f"{spec.name}/{encoded.lang}: {n}" for n in encoded.notes)
+    run_meta["interval_method"] = INTERVAL_METHOD
+    bundle = task.bundle
+    task.flops_shape = EncoderShape.from_config(bundle.config, bundle.head, max(bundle.num_labels, 1))
+
+
+def _run_group(task: _Task, group: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], dict]:
+    """Load a group of backends, run them through the scenario (together when it interleaves them) and close them
+    again: sessions, compiled graphs and model copies are released before the next group (bounded memory)."""
+    loaded: list = []
+    try:
+        for backend_name, dtype in group:
+            _stop_if_terminated()
+            backend = _load_backend(task, backend_name, dtype)
+            if backend is not None:
+                loaded.append((_context(task, backend_name, dtype), backend))
+        if not loaded:
+            return [], {}
+        scenario = task.scenario
+        return scenario.run_together(loaded) if scenario.interleaves_backends else scenario.run(*loaded[0])
+    finally:
+        for _, backend in loaded:
+            backend.close()
+        del loaded
+        _release_memory()
+
+
+def _context(task: _Task, backend_name: str, dtype: str) -> ScenarioContext:
+    """What the scenario measures one loaded backend with: the task's workload and the backend's cost model."""
+    cost, budget = task.cost_models.get((backend_name, dtype), (None, None))
+    return ScenarioContext(cfg=task.cfg, bundle=task.bundle, flops_shape=task.flops_shape, workload=task.workload,
+                           clock=task.clock, cost=cost, budget=budget, run_meta=task.run_meta, say=_say,
+                           shared_plan=_shared_plan(task.plan.pairs[0], task.cost_models))
+
+
+def _load_backend(task: _Task, backend_name: str, dtype: str):
     """A loaded backend (and its cost model probed, once per backend and dtype), or None when it failed: the
     failure is recorded in run.skipped and the run goes on with the other backends."""
-    backend = get_backend_class(backend_name)(bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
+    cfg, spec = task.cfg, task.spec
+    backend_class = task.plan.backend_classes[backend_name]
+    backend = backend_class(task.bundle, cfg.device, dtype, cfg.threads, cfg.cache_dir)
     _say(f"{spec.name}: preparing {backend_name}/{dtype} on {cfg.device}")
     try:
-        with clock("backend_load"):
+        with task.clock("backend_load"):
             backend.load()
-        if (backend_name, dtype) not in cost_models and scenario.needs_cost_model(cfg):
+        if (backend_name, dtype) not in task.cost_models and task.scenario.needs_cost_model(cfg):
             # One probe per backend and dtype: task heads differ by a few hundred FLOPs, the encoder is the cost.
-            with clock("cost_probe"):
-                cost_models[backend_name, dtype] = _cost_model(cfg, backend, bundle, run_meta, run_tokens)
+            with task.clock("cost_probe"):
+                task.cost_models[backend_name, dtype] = _cost_model(cfg, backend, task.bundle, task.run_meta,
+                                                                    _timed_tokens(cfg, task.workload))
     except Exception as exc:  # noqa: BLE001 - one backend's failure must not cost the others' measurements
         backend.close()
-        failures.append(exc)
+        task.failures.append(exc)
         reason = f"{backend_name}/{dtype} failed to load: {exc.__class__.__name__}: {exc}"
         log.warning("%s: %s", spec.name, reason)
-        run_meta["skipped"].append({"task": spec.name, "lang": "all languages", "backend": backend_name,
-                                    "dtype": dtype, "reason": reason})
+        task.run_meta["skipped"].append({"task": spec.name, "lang": "all languages", "backend": backend_name,
+                                         "dtype": dtype, "reason": reason})
         return None
     return backend
 

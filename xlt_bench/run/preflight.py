@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from xlt_bench.backends import get_backend_class
+from xlt_bench.backends.base import Backend
 from xlt_bench.core.config import RunConfig
 from xlt_bench.core.errors import InputError
 from xlt_bench.backends.models import PRESETS
@@ -30,6 +32,7 @@ class RunPlan:
     specs: list[TaskSpec]
     langs: dict[str, list[str]]                       # task -> languages to run
     pairs: list[tuple[str, str]]                      # (backend, dtype) to run
+    backend_classes: dict[str, type[Backend]] = field(default_factory=dict)   # resolved once, here
     examples: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # task -> lang -> examples
     tokenizer: Any = None
     notes: list[str] = field(default_factory=list)
@@ -41,7 +44,8 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     _check_device(cfg)
     specs = [get_task(t) for t in dict.fromkeys(cfg.tasks)]
     langs = {spec.name: resolve_langs(spec, cfg.langs) for spec in specs}
-    pairs = backend_dtype_pairs(cfg)
+    classes = backend_classes(cfg.backends)
+    pairs = backend_dtype_pairs(cfg, classes)
     from xlt_bench.scenarios import get_scenario
     scenario = get_scenario(cfg.scenario)()
     scenario.check(cfg, [b for b, _ in pairs])
@@ -53,7 +57,7 @@ def preflight(cfg: RunConfig, out_dir: Path | None = None, *, force: bool = Fals
     _check_positions(cfg, specs)
     _check_limit(cfg)
     _check_cost_model_file(cfg, pairs)
-    plan = RunPlan(specs=specs, langs=langs, pairs=pairs)
+    plan = RunPlan(specs=specs, langs=langs, pairs=pairs, backend_classes=classes)
     plan.notes.extend(strategy_notes)
     if cfg.shape is None and cfg.data != "synthetic":
         _read_data(cfg, plan)
@@ -80,15 +84,21 @@ def _check_device(cfg: RunConfig) -> None:
                              field="device")
 
 
-def backend_dtype_pairs(cfg: RunConfig) -> list[tuple[str, str]]:
-    """Every requested (backend, dtype) the backend supports on the device; a dtype nobody supports is an error."""
+def backend_classes(names: Iterable[str]) -> dict[str, type[Backend]]:
+    """Each named backend's class, imported once (the registry imports its module on first lookup)."""
+    return {name: get_backend_class(name) for name in dict.fromkeys(names)}
+
+
+def backend_dtype_pairs(cfg: RunConfig, classes: dict[str, type[Backend]] | None = None) -> list[tuple[str, str]]:
+    """Every requested (backend, dtype) the backend supports on the device; a dtype nobody supports is an error.
+    `classes` are the backends' resolved classes (looked up here when not given)."""
+    classes = classes or backend_classes(cfg.backends)
     pairs, unsupported = [], []
     for name in dict.fromkeys(cfg.backends):
-        cls = get_backend_class(name)
         for dtype in dict.fromkeys(cfg.dtype):
-            (pairs if (cfg.device, dtype) in cls.supported else unsupported).append((name, dtype))
+            (pairs if (cfg.device, dtype) in classes[name].supported else unsupported).append((name, dtype))
     if not pairs or any(all(d != dt for _, d in pairs) for dt in cfg.dtype):
-        combos = "; ".join(f"{n}: {', '.join(sorted(f'{d}/{t}' for d, t in get_backend_class(n).supported))}"
+        combos = "; ".join(f"{n}: {', '.join(sorted(f'{d}/{t}' for d, t in classes[n].supported))}"
                            for n in cfg.backends)
         raise InputError(f"no requested backend runs {cfg.device} with dtype(s) "
                          f"{', '.join(d for d in cfg.dtype if all(d != x for _, x in pairs))}; supported: {combos}",
