@@ -83,9 +83,9 @@ def test_log_lines_use_the_same_prefix():
 
 def test_compare_says_which_run_is_the_baseline(tmp_path, capsys, monkeypatch):
     import xlt_bench.report as report
-    import xlt_bench.cli as cli
+    import xlt_bench.commands as commands
     monkeypatch.setattr(report, "render_compare", lambda a, b, out: [out / "compare.md"])
-    monkeypatch.setattr(cli, "_load_measured", lambda path, **kw: {})   # no files: only the header is tested
+    monkeypatch.setattr(commands, "_load_measured", lambda path, **kw: {})   # no files: only the header is tested
     assert main(["compare", "runs/old", "runs/new"]) == 0
     err = capsys.readouterr().err
     assert "baseline (A): runs/old" in err and "compared (B): runs/new" in err and "B ÷ A" in err

@@ -79,3 +79,12 @@ def test_rows_that_cannot_be_told_apart_are_refused_not_exported_twice(doc):
     doc["rows"].append(dict(doc["rows"][0]))
     with pytest.raises(InputError, match="same name"):
         github_action_benchmark(doc)
+
+
+def test_exported_metrics_are_bigger_is_better_with_the_catalogues_units():
+    from xlt_bench.ci.export import EXPORTED, chart_unit
+    from xlt_bench.core.catalogue import METRICS
+    assert all(METRICS[m].higher_is_better for m in EXPORTED)      # customBiggerIsBetter holds for every entry
+    assert chart_unit("throughput_tok_s") == ("tokens/s", 1.0)     # catalogue: tok/s
+    assert chart_unit("speedup") == ("x", 1.0)
+    assert chart_unit("mfu") == ("% of GEMM peak", 100.0)          # catalogue: a fraction

@@ -201,12 +201,12 @@ def test_absurd_limit_is_refused_before_allocating(tmp_path, capsys, no_measurin
 
 
 def test_unexpected_exception_exits_3_with_the_traceback_in_a_file(monkeypatch, capsys):
-    import xlt_bench.cli as cli
+    import xlt_bench.commands as commands
 
     def broken(args):
         raise ValueError("Maximum allowed size exceeded")
 
-    monkeypatch.setitem(cli.COMMANDS, "tasks", broken)
+    monkeypatch.setitem(commands.COMMANDS, "tasks", broken)
     assert main(["tasks"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" in err and "Maximum allowed size exceeded" in err

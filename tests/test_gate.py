@@ -8,9 +8,16 @@ import json
 import pytest
 
 from xlt_bench.core.errors import InputError
-from xlt_bench.ci.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, check_compatible, compare_runs, parse_check
+from xlt_bench.ci.compat import check_compatible
+from xlt_bench.ci.gate import DEFAULT_CHECKS, KNOWN_METRICS, Check, compare_runs, parse_check
+from xlt_bench.report.gate_table import gate_table
 from xlt_bench.results.speedup import speedups
 from xlt_bench.core.schema import ROW_FIELDS, SCHEMA_VERSION, load_results
+
+
+def table(result) -> str:
+    """The gate's verdict as `xlt-bench gate` prints it."""
+    return gate_table(result.rows, result.summary(), result.failures, result.warnings)
 
 
 def make_row(batching: str, tok_s: float, waste: float, mfu: float | None, lang: str = "ALL",
@@ -46,7 +53,7 @@ def test_identical_runs_pass_every_default_check(baseline):
     # speedup: 1 key ; padding_waste: 2 ; mfu: 2
     assert len(result.rows) == 5
     assert result.exit_code == 0 and result.failures == []
-    assert "gate passed" in result.table()
+    assert "gate passed" in table(result)
 
 
 def test_machine_twice_slower_everywhere_still_passes(baseline):
@@ -72,7 +79,7 @@ def test_speedup_regression_fails_and_names_the_metric(baseline):
     assert row["change"] == pytest.approx(-1 / 3)
     assert row["status"] == "regression"
     assert len(result.regressions) == 1 and result.regressions[0].startswith("speedup regressed")
-    assert "speedup" in result.table() and "REGRESSION" in result.table()
+    assert "speedup" in table(result) and "REGRESSION" in table(result)
 
 
 def test_speedup_within_threshold_passes(baseline):
@@ -123,7 +130,7 @@ def test_missing_rows_count_as_failure(baseline):
     assert st[("offline/xnli/ALL/eager/fp32/dynamic", "mfu")] == "missing"
     assert len(result.missing) == 3 and result.regressions == []
     assert result.exit_code == 1
-    assert "speedup missing for offline/xnli/ALL/eager/fp32/dynamic/static" in result.table()
+    assert "speedup missing for offline/xnli/ALL/eager/fp32/dynamic/static" in table(result)
     # The new strategy is not in the baseline: reported, not gated.
     assert any("not in the baseline" in w for w in result.warnings)
 
@@ -455,7 +462,28 @@ def test_predicted_speedup_of_a_fresh_plan_gated_within_its_allowance(baseline):
     # A planner that plans worse: 2.0 / 1.25 = 1.6, -36%: fails.
     worse = _with_predicted(copy.deepcopy(baseline), {"static": 2.0, "dynamic": 1.25})
     result = compare_runs(stored, worse, check)
-    assert result.exit_code == 1 and "predicted_speedup regressed" in result.table()
+    assert result.exit_code == 1 and "predicted_speedup regressed" in table(result)
     # A fresh run without predictions (no cost model) lacks the metric: a failure, not a pass.
     none = _with_predicted(copy.deepcopy(baseline), {"static": None, "dynamic": None})
     assert compare_runs(stored, none, check).exit_code == 1
+
+
+def test_metric_sets_follow_the_catalogue():
+    from xlt_bench.ci.gate import MACHINE_BOUND, RATIO_METRICS
+    # Ratios (catalogue unit "x") combine reruns by their median; everything absolute is bound to its machine.
+    assert set(RATIO_METRICS) == {"speedup", "max_qps_ratio", "predicted_speedup"}
+    assert set(MACHINE_BOUND) == {"mfu", "throughput_tok_s", "throughput_seq_s", "latency_ms_p50", "latency_ms_p90",
+                                  "j_per_1k_tokens"}
+    lower = {m for m, check in KNOWN_METRICS.items() if not check.higher_is_better}
+    assert lower == {"padding_waste", "latency_ms_p50", "latency_ms_p90", "j_per_1k_tokens"}
+
+
+def test_table_lists_failures_first_then_the_summary_failures_and_warnings():
+    ok = {"key": "a", "metric": "mfu", "baseline": 0.5, "current": 0.5, "change": 0.0, "relative": True,
+          "threshold": "-15%", "status": "ok"}
+    bad = {"key": "b", "metric": "padding_waste", "baseline": 0.1, "current": 0.15, "change": 0.05,
+           "relative": False, "threshold": "+0.02 abs", "status": "regression"}
+    lines = gate_table([ok, bad], "gate FAILED", ["padding_waste regressed for b"], ["w"]).splitlines()
+    assert lines[2] == "| b | padding_waste | 0.1 | 0.15 | +0.0500 | +0.02 abs | REGRESSION |"
+    assert lines[3] == "| a | mfu | 0.5 | 0.5 | +0.0% | -15% | ok |"
+    assert lines[4:] == ["", "gate FAILED", "FAIL padding_waste regressed for b", "warning: w"]

@@ -1,4 +1,5 @@
-"""Command line of xlt-bench: one subcommand per job (`xlt-bench --help` lists them all).
+"""Command line of xlt-bench: one subcommand per job (`xlt-bench --help` lists them all). This module parses the
+arguments and maps errors to exit codes; the handlers are in xlt_bench/commands.py.
 
 Exit codes (DESIGN §2): 0 ok, 1 the gate found a regression, 2 bad input or config, 3 an unexpected internal
 error (a bug: the one-line message names the file holding the traceback), 130 interrupted (Ctrl-C), 143 SIGTERM.
@@ -9,10 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from xlt_bench.backends import BACKENDS
-from xlt_bench.core.config import build_config
 from xlt_bench.core.errors import InputError
 from xlt_bench.scenarios import SCENARIOS
 from xlt_bench.scenarios.serving.policies import POLICIES
@@ -235,7 +234,7 @@ def _add_langs_parser(sub) -> None:
 
 
 # One function per subcommand, in the order --help lists them; a new subcommand adds its function here and its
-# handler to COMMANDS.
+# handler to COMMANDS (xlt_bench/commands.py).
 SUBCOMMAND_PARSERS = [_add_run_parser, _add_report_parser, _add_compare_parser, _add_gate_parser, _add_export_parser,
                       _add_lengths_parser, _add_sweep_parser, _add_train_cost_parser, _add_study_parser,
                       _add_tasks_parser, _add_langs_parser]
@@ -256,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     from xlt_bench.core import progress
     progress.QUIET = verbosity < 0   # set on every call: an earlier `-q` in the same process must not linger
     try:
+        from xlt_bench.commands import COMMANDS   # here, not at the top: the handlers import RUN_OPTIONS from here
         return COMMANDS[args.command](args)
     except InputError as exc:
         print(f"xlt-bench: error: {exc}", file=sys.stderr)
@@ -304,201 +304,6 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return f"xlt-bench: {record.levelname.lower()}: {record.getMessage()}"
-
-
-def cmd_run(args) -> int:
-    from datetime import datetime, timezone
-    overrides = {name: getattr(args, name) for name in list(RUN_OPTIONS) + ["cost_model", "cost_model_file"]}
-    cfg = build_config(args.config, overrides)
-    if args.print_config:
-        print(config_toml(cfg))
-        return 0
-    from xlt_bench.backends.model_source import check_model_source
-    check_model_source(cfg.model)   # before the heavy imports: a mistyped --model fails in about a second
-    out = Path(args.out or cfg.out or f"results/run-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
-    if args.dry_run:
-        from xlt_bench.run.estimate import describe_estimate, estimate_run
-        from xlt_bench.run.preflight import describe, preflight
-        plan = preflight(cfg, out, force=args.force)
-        from xlt_bench.report.console import dry_run_notes
-        for line in describe(cfg, plan) + describe_estimate(estimate_run(cfg, plan.pairs)) + dry_run_notes(cfg):
-            print(line)
-        return 0
-    from xlt_bench.run.pipeline import run
-    doc = run(cfg, out, force=args.force)
-    if not args.no_report:
-        _render(out)
-    from xlt_bench.report.console import finished_run
-    print(finished_run(doc, out))
-    return 0
-
-
-def config_toml(cfg) -> str:
-    """The resolved configuration as a TOML file `--config` accepts (unset options as comments)."""
-    import json
-    lines, tables = ["[run]"], []
-    for key, value in cfg.to_dict().items():
-        if key == "policy_options":
-            tables += [f"\n[policy.{name}]" + "".join(f"\n{k} = {json.dumps(v)}" for k, v in opts.items())
-                       for name, opts in value.items()]
-        elif value is None:
-            lines.append(f"# {key} = (unset)")
-        else:
-            lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines + tables)
-
-
-def _render(out: Path) -> None:
-    from xlt_bench.report import render_run
-    render_run(out)
-
-
-def cmd_report(args) -> int:
-    from xlt_bench.report import render_run
-    from xlt_bench.sweep.merge import is_sweep, render_sweep
-    _load_measured(args.run_dir, allow_incomplete=True)
-    if is_sweep(Path(args.run_dir)):   # a sweep: one report per shard
-        written = render_sweep(Path(args.run_dir))
-    else:
-        written = render_run(Path(args.run_dir), allow_incomplete=True)
-    for path in written:
-        print(path)
-    return 0
-
-
-def _load_measured(path: str, *, allow_incomplete: bool = False) -> dict:
-    """A results document that holds at least one row (what report, compare, gate and export need)."""
-    from xlt_bench.core.schema import load_results, resolve_results_path
-    from xlt_bench.core.validate import check_has_rows
-    doc = load_results(path, allow_incomplete=allow_incomplete)
-    check_has_rows(doc, str(resolve_results_path(path, allow_incomplete=allow_incomplete)))
-    return doc
-
-
-def cmd_compare(args) -> int:
-    from xlt_bench.report import render_compare
-    _load_measured(args.run_a)
-    _load_measured(args.run_b)
-    out = Path(args.out) if args.out else Path(args.run_b) / "compare"
-    print(f"baseline (A): {args.run_a}\ncompared (B): {args.run_b}\nratios are B ÷ A", file=sys.stderr)
-    for path in render_compare(Path(args.run_a), Path(args.run_b), out):
-        print(path)
-    return 0
-
-
-def cmd_gate(args) -> int:
-    from xlt_bench.ci.gate import DEFAULT_CHECKS, check_compatible, checks_for_machines, compare_runs, parse_check
-    quiet = getattr(args, "verbosity", 0) == -1   # -q: the verdict line only (errors still on stderr)
-    baseline = _load_measured(args.baseline, allow_incomplete=True)
-    current = [_load_measured(path, allow_incomplete=True) for path in args.current]
-    warnings = list(dict.fromkeys(w for doc in current for w in check_compatible(baseline, doc)))
-    checks = [parse_check(c) for c in args.check] if args.check else DEFAULT_CHECKS
-    checks, machine_warnings = checks_for_machines(checks, baseline, current, args.across_machines)
-    for warning in [] if quiet else warnings + machine_warnings:
-        print(f"xlt-bench: warning: {warning}", file=sys.stderr)
-    result = compare_runs(baseline, current, checks)
-    if args.json:
-        import json
-        print(json.dumps({"passed": result.exit_code == 0, "summary": result.summary(), "checks": result.rows,
-                          "warnings": result.warnings}, indent=1))
-    else:
-        print(result.summary() if quiet else result.table())
-    return result.exit_code
-
-
-def cmd_export(args) -> int:
-    import json
-
-    from xlt_bench.ci.export import github_action_benchmark
-    from xlt_bench.core.schema import atomic_write_text
-    text = json.dumps(github_action_benchmark(_load_measured(args.run_dir)), indent=1) + "\n"
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def cmd_lengths(args) -> int:
-    from xlt_bench.core.config import _as_tuple
-    from xlt_bench.data.lengths import build_profiles, write_profiles
-    doc = build_profiles(args.data, list(_as_tuple(args.tasks)), _as_tuple(args.langs), args.tokenizer, args.limit)
-    write_profiles(doc, args.out)
-    print(args.out)
-    return 0
-
-
-def cmd_sweep(args) -> int:
-    from xlt_bench.sweep.run import sweep
-    if args.workers < 1:
-        raise InputError("must be at least 1", field="workers")
-    doc = sweep(args.config, Path(args.out), args.executor, args.address, args.workers, args.dry_run,
-                say=lambda m: print(m, file=sys.stderr))
-    if doc is None:
-        return 0
-    out = Path(args.out)
-    print(out / "results.json")
-    print(out / "sweep.md")
-    failed = [s for s in doc["run"]["shards"] if s.get("status") == "failed"]
-    return 2 if failed and len(failed) == len(doc["run"]["shards"]) else 0
-
-
-def cmd_train_cost(args) -> int:
-    from xlt_bench.report.train_cost import render_train_cost, train_cost_notes
-    from xlt_bench.core.schema import load_results
-    from xlt_bench.run.train_cost import ACCELERATORS, load_plan, project_training_cost
-    plan = load_plan(args.plan)
-    measured_path = args.measured or plan.measured
-    measured = load_results(measured_path) if measured_path else None
-    rows = project_training_cost(plan, measured)
-    notes = train_cost_notes(plan, ACCELERATORS[plan.accelerator], measured_path, measured is not None)
-    meta = {"plan": args.plan, "accelerator": plan.accelerator, "mfu": plan.mfu, "dtype": plan.dtype,
-            "measured": measured_path, "notes": notes}
-    for path in render_train_cost(rows, meta, Path(args.out)):
-        print(path)
-    return 0
-
-
-def cmd_tasks(args) -> int:
-    from xlt_bench.data.tasks import describe_tasks
-    if args.json:
-        import json
-        print(json.dumps(describe_tasks(), indent=1, default=str))
-        return 0
-    for t in describe_tasks():
-        print(f"{t['name']:<9} {t['kind']:<16} {len(t['languages']):>2} langs  {t.get('source', '')}")
-        print(f"          {' '.join(t['languages'])}")
-    return 0
-
-
-def cmd_study(args) -> int:
-    from xlt_bench.study.cli import run as run_study
-    return run_study(args)
-
-
-def cmd_langs(args) -> int:
-    from xlt_bench.core.languages import metadata_frame
-    frame = metadata_frame()
-    if args.json:
-        print(frame.to_json(orient="records", indent=1))
-        return 0
-    if args.group_by == "resource_class":
-        # Joshi et al. 2020's classes: 0 left-behind ... 5 winners (labelled resources and unlabelled text).
-        from xlt_bench.report.tables import RESOURCE_CLASS_NAMES
-        for group, codes in frame.groupby(args.group_by)["lang"]:
-            print(f"{RESOURCE_CLASS_NAMES.get(str(group), group)}: {' '.join(codes)}")
-        return 0
-    if args.group_by:
-        for group, codes in frame.groupby(args.group_by)["lang"]:
-            print(f"{group}: {' '.join(codes)}")
-    else:
-        print(frame.to_string(index=False))
-    return 0
-
-
-COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "gate": cmd_gate, "export": cmd_export,
-            "lengths": cmd_lengths, "tasks": cmd_tasks, "langs": cmd_langs, "train-cost": cmd_train_cost,
-            "sweep": cmd_sweep, "study": cmd_study}
 
 
 if __name__ == "__main__":

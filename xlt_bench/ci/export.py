@@ -2,19 +2,36 @@
 
 github-action-benchmark (https://github.com/benchmark-action/github-action-benchmark) with `tool:
 customBiggerIsBetter` reads a JSON list of {"name", "unit", "value", "extra"?}; every metric exported here is
-one where bigger is better, so one file serves all three.
+one where bigger is better (its direction in core/catalogue.py), so one file serves all three. Units come from the
+catalogue too, spelled as a trend chart shows them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from xlt_bench.core.catalogue import METRICS
 from xlt_bench.core.errors import InputError
 from xlt_bench.core.schema import ALL_LANGS, ROW_KEY, row_key
-from xlt_bench.results.speedup import speedups
 from xlt_bench.core.stats import is_number
+from xlt_bench.results.speedup import speedups
 
 _BATCHING_AT = ROW_KEY.index("batching")
+
+# The metrics each aggregate row exports, in order, and the label its entry's name ends with.
+EXPORTED = {"throughput_tok_s": "throughput", "speedup": "speedup vs {reference}", "mfu": "MFU"}
+# Catalogue units spelled out for a chart's axis.
+SPELLED_UNITS = {"tok/s": "tokens/s"}
+# A fraction is charted in percent of what it is a fraction of.
+PERCENT_OF = {"mfu": "GEMM peak"}
+
+
+def chart_unit(metric: str) -> tuple[str, float]:
+    """The unit an exported metric is charted in, and the factor from its catalogue unit to that one."""
+    unit = METRICS[metric].unit
+    if unit == "fraction":
+        return f"% of {PERCENT_OF[metric]}", 100.0
+    return SPELLED_UNITS.get(unit, unit), 1.0
 
 
 def _extra(doc: dict[str, Any], row: dict[str, Any]) -> str:
@@ -43,17 +60,14 @@ def github_action_benchmark(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ratios = speedups(aggregates)
     entries: list[dict[str, Any]] = []
     for row in aggregates:
-        name = entry_name(row)
-        extra = _extra(doc, row)
-        if is_number(row.get("throughput_tok_s")):
-            entries.append({"name": f"{name} throughput", "unit": "tokens/s",
-                            "value": float(row["throughput_tok_s"]), "extra": extra})
-        ratio, reference = _own_speedup(row, ratios)
-        if ratio is not None:
-            entries.append({"name": f"{name} speedup vs {reference}", "unit": "x", "value": ratio, "extra": extra})
-        if is_number(row.get("mfu")):
-            entries.append({"name": f"{name} MFU", "unit": "% of GEMM peak",
-                            "value": 100.0 * float(row["mfu"]), "extra": extra})
+        name, extra = entry_name(row), _extra(doc, row)
+        for metric, label in EXPORTED.items():
+            # speedup is a ratio between rows (this row's own), the others are the row's own values
+            value, reference = _own_speedup(row, ratios) if metric == "speedup" else (row.get(metric), None)
+            if is_number(value):
+                unit, factor = chart_unit(metric)
+                entries.append({"name": f"{name} {label.format(reference=reference)}", "unit": unit,
+                                "value": factor * float(value), "extra": extra})
     _check_unique(entries)
     return entries
 

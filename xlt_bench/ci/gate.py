@@ -14,19 +14,18 @@ rows silently disappear would let the very regression it exists for through.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from xlt_bench.ci.compat import machine_kind_differences
+from xlt_bench.core.catalogue import METRICS, Metric
 from xlt_bench.core.errors import InputError
-from xlt_bench.core.catalogue import METRICS
 from xlt_bench.core.schema import ALL_LANGS, ROW_KEY, row_key
+from xlt_bench.report.gate_table import format_change, format_value
 from xlt_bench.results.speedup import speedups
-
-# Ratios of two timed passes: reruns are combined by their median, not their best.
-RATIO_METRICS = ("speedup", "max_qps_ratio", "predicted_speedup")
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,19 @@ class Check:
         return not self.aggregate_only or key[ROW_KEY.index("lang")] == ALL_LANGS
 
 
+# Gated metrics that no row carries (the gate derives them from rows), and the declared metric whose unit and
+# direction each takes: the plan's predicted speedup is a ratio like the measured one.
+DERIVED_FROM = {"predicted_speedup": "speedup"}
+
+
+def declaration(metric: str) -> Metric:
+    """The catalogue's declaration (core/catalogue.py) of a gated metric: its unit and direction."""
+    return METRICS[DERIVED_FROM.get(metric, metric)]
+
+
 def _check(metric: str, threshold: float, **kind: Any) -> Check:
-    """A check whose direction comes from the metric's declaration (core/catalogue.py), never restated here."""
-    return Check(metric, threshold, higher_is_better=METRICS[metric].higher_is_better, **kind)
+    """A check whose direction comes from the metric's declaration, never restated here."""
+    return Check(metric, threshold, higher_is_better=declaration(metric).higher_is_better, **kind)
 
 
 # Kind of every metric the gate understands; the numbers are the default allowances. speedup and mfu were
@@ -81,11 +90,12 @@ KNOWN_METRICS: dict[str, Check] = {
     "max_qps_ratio": _check("max_qps_ratio", 0.30),
     # The plan's own promise: static's predicted seconds ÷ this batching's, both under the run's cost model. A run
     # that probes afresh (no --cost-model) and plans with what it probed gates the probe and the planner; timing
-    # noise enters only through the probe. A ratio like `speedup`, so it takes speedup's direction.
-    "predicted_speedup": Check("predicted_speedup", 0.25, higher_is_better=METRICS["speedup"].higher_is_better,
-                               aggregate_only=True),
+    # noise enters only through the probe. A ratio like `speedup` (DERIVED_FROM).
+    "predicted_speedup": _check("predicted_speedup", 0.25, aggregate_only=True),
 }
 DEFAULT_CHECKS: tuple[Check, ...] = tuple(KNOWN_METRICS[m] for m in ("speedup", "padding_waste", "mfu"))
+# Ratios of two timed passes (unit "x"): reruns are combined by their median, not their best.
+RATIO_METRICS = tuple(m for m in KNOWN_METRICS if declaration(m).unit == "x")
 
 
 def parse_check(text: str) -> Check:
@@ -116,75 +126,13 @@ def parse_check(text: str) -> Check:
     return Check(metric, threshold, known.higher_is_better, known.relative, aggregate_only)
 
 
-# ---------------------------------------------------------------------------------------------------- compatibility
+# ---------------------------------------------------------------------------------------------------- machines
 
-# Settings that change the workload itself: comparing runs that differ here compares different experiments.
-WORKLOAD_SETTINGS = ("model", "tokenizer", "data", "limit", "tasks", "langs", "batch_size", "max_length",
-                     "max_tokens", "pad_multiple", "device", "dtype", "shape", "seed", "scenario", "attn")
-# Server-scenario settings: what load is offered, for how long, under which policies and SLO; they define the
-# server rows (max sustainable QPS depends on the SLO), so they must match when either run is a server run.
-SERVER_SETTINGS = ("qps", "duration", "slo_ms", "arrival_seeds", "policy", "trace", "policy_options")
-# Settings that change timing but not the workload: compared with a warning.
-TIMING_SETTINGS = ("threads", "min_seconds", "min_repeats", "cost_model", "cost_model_file", "inject_delay_ms",
-                   "inject_slowdown")
-# Settings whose list order matters (not sorted before comparing).
-ORDERED_SETTINGS = ("shape",)
-# Machine facts in run.env (first key found wins; env layouts may name them differently).
-MACHINE_FACTS = {"CPU": ("cpu_model", "cpu"), "threads": ("threads", "torch_threads"),
-                 "cores": ("cores_available", "cores_logical", "cores"), "GPU": ("gpu_name", "gpu")}
-# What makes two machines of a different kind: the same GEMM-relative speed cannot be expected of an AVX2 and an
-# AVX-512 or AMX CPU, or of two GPUs (the non-GEMM share of a forward changes with the ISA).
-MACHINE_KIND = {"CPU": ("cpu_model", "cpu"), "CPU flags": ("cpu_flags_of_interest",), "GPU": ("gpu_name", "gpu")}
-# Metrics whose baseline holds only on the same kind of machine; ratios within one run (speedup) and padding waste
-# do not depend on it.
-MACHINE_BOUND = ("mfu", "throughput_tok_s", "throughput_seq_s", "latency_ms_p50", "latency_ms_p90",
-                 "j_per_1k_tokens")
-
-
-def check_compatible(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Raise InputError (exit 2) when the runs measure different workloads; return warnings when only the
-    machine or timing settings differ."""
-    if baseline.get("schema_version") != current.get("schema_version"):
-        raise InputError(f"schema_version differs: baseline {baseline.get('schema_version')}, "
-                         f"current {current.get('schema_version')}", field="schema_version")
-    base_cfg, cur_cfg = _config(baseline), _config(current)
-    settings = WORKLOAD_SETTINGS
-    if "server" in (base_cfg.get("scenario"), cur_cfg.get("scenario")):
-        settings += SERVER_SETTINGS
-    differ = {name: (b, c) for name in settings
-              for b, c in [(_comparable(base_cfg.get(name), name), _comparable(cur_cfg.get(name), name))] if b != c}
-    if differ:   # every difference at once: fixing one at a time would take as many gate runs
-        said = "; ".join(f"{name} differs (baseline {_show(b)}, current {_show(c)})" for name, (b, c) in differ.items())
-        raise InputError(f"runs are not comparable: {said}; make a new baseline with the current settings",
-                         field="run.config." + ",".join(differ))
-    warnings = [f"{name} differs: baseline {_show(base_cfg.get(name))}, current {_show(cur_cfg.get(name))}"
-                for name in TIMING_SETTINGS
-                if _comparable(base_cfg.get(name)) != _comparable(cur_cfg.get(name))]
-    base_env, cur_env = baseline.get("run", {}).get("env") or {}, current.get("run", {}).get("env") or {}
-    for label, keys in MACHINE_FACTS.items():
-        b, c = _first(base_env, keys), _first(cur_env, keys)
-        if b != c:
-            warnings.append(f"machines differ: {label} baseline {_show(b)}, current {_show(c)}")
-    base_libs, cur_libs = base_env.get("libraries") or {}, cur_env.get("libraries") or {}
-    for lib in sorted(set(base_libs) | set(cur_libs)):
-        if base_libs.get(lib) != cur_libs.get(lib):
-            warnings.append(f"library versions differ: {lib} baseline {_show(base_libs.get(lib))}, "
-                            f"current {_show(cur_libs.get(lib))}")
-    return warnings
-
-
-def machine_kind_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """How the current run's machine differs in kind from the baseline's (CPU model, its ISA flags, GPU)."""
-    base_env, cur_env = baseline.get("run", {}).get("env") or {}, current.get("run", {}).get("env") or {}
-    out = []
-    for label, keys in MACHINE_KIND.items():
-        b, c = _first(base_env, keys), _first(cur_env, keys)
-        if isinstance(b, list) or isinstance(c, list):
-            b, c = sorted(b or []), sorted(c or [])
-        if b != c:
-            out.append(f"{label} baseline {_show(tuple(b) if isinstance(b, list) else b)}, "
-                       f"current {_show(tuple(c) if isinstance(c, list) else c)}")
-    return out
+# Metrics whose baseline holds only on the same kind of machine: every gated metric but the ratios within one run
+# (speedup, unit "x") and padding waste, which is deterministic for a given data set and batcher. A new absolute
+# metric is machine-bound unless named here.
+MACHINE_INDEPENDENT = ("padding_waste",)
+MACHINE_BOUND = tuple(m for m in KNOWN_METRICS if m not in RATIO_METRICS + MACHINE_INDEPENDENT)
 
 
 def checks_for_machines(checks: Sequence[Check], baseline: dict[str, Any], currents: Sequence[dict[str, Any]],
@@ -206,36 +154,6 @@ def checks_for_machines(checks: Sequence[Check], baseline: dict[str, Any], curre
     return kept, [f"the baseline comes from another kind of machine ({'; '.join(differences)}): "
                   f"{', '.join(dropped)} not gated, only {', '.join(sorted({c.metric for c in kept}))} "
                   "(remake the baseline on this kind of machine, or pass --across-machines)"]
-
-
-def _config(doc: dict[str, Any]) -> dict[str, Any]:
-    """The run's config, a setting it lacks (a run made before the setting existed) read as its default."""
-    import dataclasses
-
-    from xlt_bench.core.config import RunConfig
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)
-                if f.default is not dataclasses.MISSING}
-    return {**defaults, **((doc.get("run") or {}).get("config") or {})}
-
-
-def _comparable(value: Any, name: str = "") -> Any:
-    # Lists are order-insensitive settings (tasks, langs, dtypes) except a few (shape = B,L); TOML/JSON turn tuples
-    # into lists.
-    if isinstance(value, (list, tuple)) and name in ORDERED_SETTINGS:
-        return tuple(str(v) for v in value)
-    if isinstance(value, (list, tuple)):
-        return tuple(sorted(str(v) for v in value))
-    return value
-
-
-def _first(env: dict[str, Any], keys: Iterable[str]) -> Any:
-    return next((env[k] for k in keys if env.get(k) is not None), None)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(value) or "(none)"
-    return "(none)" if value is None else str(value)
 
 
 # ---------------------------------------------------------------------------------------------------- comparison
@@ -269,22 +187,6 @@ class GateResult:
         return (f"gate FAILED: {len(self.regressions)} regression(s), {len(self.missing)} missing "
                 f"(metrics: {', '.join(metrics)})")
 
-    def table(self) -> str:
-        """A markdown table of every check, failures first, then the summary and each failure by name."""
-        header = ["key (task/lang/backend/dtype/batching)", "metric", "baseline", "current", "change",
-                  "threshold", "status"]
-        order = {"regression": 0, "missing": 1, "ok": 2}
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        for r in sorted(self.rows, key=lambda r: order[r["status"]]):
-            cells = [r["key"], r["metric"], _fmt(r["baseline"]), _fmt(r["current"]),
-                     _fmt_change(r["change"], r["relative"]), r["threshold"], r["status"].upper()
-                     if r["status"] != "ok" else "ok"]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", self.summary()]
-        lines += [f"FAIL {m}" for m in self.failures]
-        lines += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
-
 
 def compare_runs(baseline: dict[str, Any], current: dict[str, Any] | Sequence[dict[str, Any]],
                  checks: Sequence[Check] = DEFAULT_CHECKS) -> GateResult:
@@ -293,7 +195,7 @@ def compare_runs(baseline: dict[str, Any], current: dict[str, Any] | Sequence[di
     `current` may be several runs of the same configuration: each metric then takes its best value over them.
     Load on a shared machine only ever makes a run look worse, and a real regression shows in every rerun, so
     "rerun once when the gate fails, and gate on the best of the two" removes most false alarms at no cost to
-    detection. Call check_compatible first (for each current run); this function only compares numbers."""
+    detection. Call compat.check_compatible first (for each current run); this function only compares numbers."""
     currents = [current] if isinstance(current, dict) else list(current)
     if not currents:
         raise InputError("no current run to compare", field="current")
@@ -382,7 +284,7 @@ def _judge(check: Check, key: tuple[str, ...], base: float, cur: float | None) -
            "threshold": check.describe(), "relative": check.relative, "status": "ok", "message": ""}
     if not math.isfinite(base) or (check.relative and base == 0):
         row["status"] = "missing"
-        row["message"] = (f"{check.metric} for {name}: the baseline value {_fmt(base)} cannot anchor a "
+        row["message"] = (f"{check.metric} for {name}: the baseline value {format_value(base)} cannot anchor a "
                           f"{'relative ' if check.relative else ''}check; remake the baseline")
         return row
     if cur is not None and not math.isfinite(cur):
@@ -391,8 +293,8 @@ def _judge(check: Check, key: tuple[str, ...], base: float, cur: float | None) -
         return row
     if cur is None:
         row["status"] = "missing"
-        row["message"] = (f"{check.metric} missing for {name}: the baseline has {_fmt(base)}, the current run has "
-                          "no value (a row, backend or batching strategy disappeared)")
+        row["message"] = (f"{check.metric} missing for {name}: the baseline has {format_value(base)}, the current run "
+                          "has no value (a row, backend or batching strategy disappeared)")
         return row
     if check.relative:
         row["change"] = (cur - base) / abs(base) if base else None
@@ -402,19 +304,6 @@ def _judge(check: Check, key: tuple[str, ...], base: float, cur: float | None) -
         worse_by = base - cur if check.higher_is_better else cur - base
     if worse_by > check.threshold:
         row["status"] = "regression"
-        row["message"] = (f"{check.metric} regressed for {name}: {_fmt(base)} -> {_fmt(cur)} "
-                          f"({_fmt_change(row['change'], check.relative)}, allowed {check.describe()})")
+        row["message"] = (f"{check.metric} regressed for {name}: {format_value(base)} -> {format_value(cur)} "
+                          f"({format_change(row['change'], check.relative)}, allowed {check.describe()})")
     return row
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}"
-
-
-def _fmt_change(change: float | None, relative: bool) -> str:
-    if change is None:
-        return "-"
-    return f"{change:+.1%}" if relative else f"{change:+.4f}"
-
