@@ -23,6 +23,9 @@ MBERT_VOCAB = f"{SHARED}/data/tokenizers/mbert-cased/vocab.txt"
 # Dynamic token budget of the studies: static's own batch (32 x 128 tokens), so a dynamic batch is never larger than a
 # static one and the start-up probe stays within minutes on a 2-core CPU ('auto' probes up to 16k-token batches).
 STUDY_MAX_TOKENS = "4096"
+# Sentences per language timed by a study's default form: 16 keeps each default study within about 15 minutes on a
+# 2-core CPU with a base-size model (the resource study times PAN-X's 47 languages); --limit raises it.
+DEFAULT_LIMIT = 16
 SHARED_XTREME = f"{SHARED}/data/xtreme"
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from xlt_bench.report.blocks import heading, num, pct, plot, table
 from xlt_bench.report.study import bar_chart
-from xlt_bench.study.base import Answer, Study, base_overrides, listed, make_config, one_run, quick_model
+from xlt_bench.study.base import DEFAULT_LIMIT, Answer, Study, base_overrides, listed, make_config, one_run, quick_model
 from xlt_bench.study.frames import batching_frame, batchings, missing_batchings, primary
 from xlt_bench.study.stats import Estimate, fmt, geometric_mean
 
@@ -32,7 +32,7 @@ class BatchingStudy(Study):
 
     def runs(self, args: argparse.Namespace) -> dict:
         model = quick_model((listed(args.models, ("xlmr-base",)))[0], args.quick)
-        overrides = base_overrides(args, tasks="xnli", limit=32, data="synthetic")
+        overrides = base_overrides(args, tasks="xnli", limit=DEFAULT_LIMIT, data="synthetic")
         overrides.update(model=model, tokenizer=args.tokenizer,
                          batching=",".join(b for b in ("static",) + COMPARED
                                            if _runs_on_any(b, overrides["backends"])))

@@ -19,7 +19,7 @@ STUDY_OPTIONS = {
                       "`xlt-bench lengths`) [the shipped mBERT profiles]"),
     "tasks": (str, "comma-separated tasks [the study's default]"),
     "langs": (str, "comma-separated language codes, or 'all' [the study's default]"),
-    "limit": (int, "examples per language [the study's default; 8 with --quick]"),
+    "limit": (int, "examples per language [16; 8 with --quick]"),
     "backends": (str, "comma-separated backends [eager]"),
     "max_length": (int, "maximum sequence length [128]"),
     "max_tokens": (str, "dynamic token budget per batch, padding counted: a number or 'auto' [4096: static's batch "

@@ -13,7 +13,7 @@ from xlt_bench.core.errors import InputError
 from xlt_bench.core.languages import group_of
 from xlt_bench.report.blocks import heading, num, plot, table
 from xlt_bench.report.study import bar_chart
-from xlt_bench.study.base import Answer, Study, base_overrides, listed, make_config, quick_model
+from xlt_bench.study.base import DEFAULT_LIMIT, Answer, Study, base_overrides, listed, make_config, quick_model
 from xlt_bench.study.frames import batching_frame, missing_batchings, primary
 from xlt_bench.study.stats import Estimate, fmt, geometric_mean, interval_ratio
 
@@ -45,9 +45,9 @@ class ModelsStudy(Study):
         data = args.data or ("synthetic" if not args.tokenizers else None)
         configs = {}
         for i, (model, tokenizer, profile) in enumerate(zip(models, tokenizers, profiles)):
-            overrides = base_overrides(args, tasks="xnli", limit=32, data=data)
+            overrides = base_overrides(args, tasks="xnli", limit=DEFAULT_LIMIT, data=data)
             overrides.update(model=quick_model(model, args.quick), tokenizer=tokenizer, profiles=profile,
-                             batching="static,dynamic")
+                             batching=BATCHING)
             configs[f"{i + 1}-{_slug(model)}"] = make_config(overrides)
         return configs
 

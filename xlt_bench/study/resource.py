@@ -14,7 +14,8 @@ from xlt_bench.core.languages import get_language
 from xlt_bench.report.blocks import heading, num, pct, plot, table
 from xlt_bench.report.study import scatter_chart
 from xlt_bench.report.tables import RESOURCE_CLASS_NAMES
-from xlt_bench.study.base import MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config, one_run, quick_model
+from xlt_bench.study.base import (DEFAULT_LIMIT, MBERT_VOCAB, Answer, Study, base_overrides, listed, make_config,
+                                  one_run, quick_model)
 from xlt_bench.study.frames import batching_frame, missing_batchings, primary
 from xlt_bench.study.stats import Estimate, correlation, fmt, median_ratio, spread
 
@@ -39,7 +40,8 @@ class ResourceStudy(Study):
 
     def runs(self, args: argparse.Namespace) -> dict:
         model = quick_model(listed(args.models, ("mbert-base",))[0], args.quick)
-        overrides = base_overrides(args, tasks="panx", langs=QUICK_LANGS if args.quick else "all", limit=32)
+        overrides = base_overrides(args, tasks="panx", langs=QUICK_LANGS if args.quick else "all",
+                                   limit=DEFAULT_LIMIT)
         overrides.update(model=model, tokenizer=args.tokenizer or MBERT_VOCAB, batching="static,dynamic")
         return {"resource": make_config(overrides)}
 
