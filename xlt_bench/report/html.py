@@ -58,7 +58,7 @@ def _table(block: Block) -> str:
 
 
 def _numeric(text: str) -> bool:
-    return bool(re.fullmatch(r"[\d,.\-+e×%—/ Δ()]+", text.replace("**", ""))) and any(c.isdigit() for c in text)
+    return bool(re.fullmatch(r"[\d,.\-+e×%—–/ Δ()†]+", text.replace("**", ""))) and any(c.isdigit() for c in text)
 
 
 def _figure(block: Block, charts: dict[str, Chart]) -> str:
