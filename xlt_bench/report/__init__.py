@@ -9,14 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from xlt_bench.core.schema import atomic_write_bytes, atomic_write_text, load_results
-from xlt_bench.report.console import console_summary
-from xlt_bench.report.run_report import build_run_report
 
 __all__ = ["render_run", "render_compare", "console_summary"]
 
 
+def __getattr__(name: str):
+    # Rendering pulls in pandas and matplotlib (about a second): loaded on first use, so commands that render
+    # nothing (tasks, langs, gate, --print-config) start without them.
+    if name == "console_summary":
+        from xlt_bench.report.console import console_summary
+        return console_summary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def render_run(run_dir: Path, *, allow_incomplete: bool = False) -> list[Path]:
     """Read run_dir/results.json; write report.md, report.html and plots/*.png. Returns the written paths."""
+    from xlt_bench.report.run_report import build_run_report
+
     run_dir = Path(run_dir)
     if run_dir.is_file():  # given results.json itself: the report goes beside it
         run_dir = run_dir.parent
