@@ -111,3 +111,18 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     order = stage_order()
     assert [m for _, m in imported_modules(module) if order.index(stage_of(m)) > order.index("core")] == \
         ["xlt_bench.run.pipeline"]
+
+
+def test_modules_and_functions_stay_small():
+    # ARCHITECTURE/DESIGN §5: a module over 400 lines or a function over 50 wants a split.
+    import ast
+    too_long = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 400:
+            too_long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50:
+                too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: "
+                                f"{node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, "split these:\n" + "\n".join(too_long)
