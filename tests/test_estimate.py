@@ -72,3 +72,15 @@ def test_repeat_rule_follows_min_and_max_seconds():
     assert repeat_rule(RunConfig(**base, min_seconds=1.0), 0.6) == pytest.approx(2.0)
     # --max-seconds 0.5 stops each row at 0.5 s -> 1.0 s.
     assert repeat_rule(RunConfig(**base, min_seconds=0.5, max_seconds=0.5), 0.6) == pytest.approx(1.0)
+
+
+def test_estimate_leaves_out_a_strategy_a_backend_cannot_run(tmp_path):
+    # packed needs supports_packed: eager has it, onnxruntime does not, so the run times packed on eager only.
+    from xlt_bench.core.config import RunConfig
+    from xlt_bench.run import estimate as est
+    pytest.importorskip("onnxruntime")
+    cfg = RunConfig(model="tiny-xlmr", tasks=("xnli",), langs=("en",), backends=("eager", "onnxruntime"),
+                    batching=("static", "packed"), limit=8)
+    parts = est.estimate_run(cfg, [("eager", "fp32"), ("onnxruntime", "fp32")], tmp_path / "none.json").parts
+    assert set(parts) == {("eager", "fp32", "static"), ("eager", "fp32", "packed"),
+                          ("onnxruntime", "fp32", "static")}

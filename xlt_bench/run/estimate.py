@@ -112,6 +112,7 @@ def estimate_run(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Pa
     """The run's predicted seconds. `backend_classes`: the backends' classes as preflight resolved them
     (RunPlan.backend_classes); looked up here when not given (a sweep estimating its shards)."""
     from xlt_bench.run.peaks import gemm_libraries
+    from xlt_bench.batching.strategies import runs_on
     from xlt_bench.run.preflight import backend_classes as resolve
     flops = workload_flops(cfg)
     baseline = load_baseline(baseline_path)
@@ -130,6 +131,8 @@ def estimate_run(cfg: RunConfig, pairs: list[tuple[str, str]], baseline_path: Pa
             continue
         rate = rates.get(f"{classes[backend].gemm_library}/{dtype}")
         for batching, total in flops.items():
+            if not runs_on(batching, classes[backend]):   # preflight notes it and the run skips it
+                continue
             eff = effs.get((backend, dtype, batching), median_eff or 1.0)
             parts[(backend, dtype, batching)] = passes * total / (rate * eff) if rate else math.nan
     parts = {key: repeat_rule(cfg, s) for key, s in parts.items()}
