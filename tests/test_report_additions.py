@@ -302,3 +302,20 @@ def test_two_backend_report_draws_every_config_chart(tmp_path):
     drawn = {fig["data-plot"] for fig in soup.find_all("figure")}
     assert {"throughput_per_language", "speedup_vs_length", "predicted_vs_measured", "groupings"} <= drawn
     assert (tmp_path / "plots" / "predicted_vs_measured.png").exists()
+
+
+def test_group_tables_are_one_per_task_never_a_mean_across_tasks():
+    doc = make_document(tasks={"xnli": ("en", "de"), "pawsx": ("en", "de")}, backends=("eager",))
+    for row in doc["rows"]:  # PAWS-X sentences made twice as long as XNLI's
+        if row["task"] == "pawsx" and row["lang"] != "ALL":
+            row["mean_tokens_per_seq"] = 80.0
+        elif row["task"] == "xnli" and row["lang"] != "ALL":
+            row["mean_tokens_per_seq"] = 40.0
+    frames = tables.per_language_frames(tables.rows_frame(doc))
+    captions = [b.text for b in grouping_section(frames, languages.group_of) if b.kind == "table"]
+    assert captions[:3] == ["XNLI: by resource class", "XNLI: by language family", "XNLI: by script"]
+    assert "PAWSX: by language family" in captions
+    by_task = {t: group_display({c: f[f["task"] == t] for c, f in frames.items()}, "family", languages.group_of)
+               for t in ("xnli", "pawsx")}
+    assert by_task["xnli"].set_index("language family").loc["Indo-European", "tokens/seq (min–max)"] == "40.0"
+    assert by_task["pawsx"].set_index("language family").loc["Indo-European", "tokens/seq (min–max)"] == "80.0"

@@ -11,9 +11,8 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
 TASK_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-# One colour per backend/dtype series, in the order the run lists them (matplotlib's tab10).
-SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                  "#bcbd22", "#17becf")
+# One colour per backend/dtype series, in the order the run lists them.
+SERIES_COLOURS = matplotlib.colormaps["tab10"].colors
 
 
 @dataclass

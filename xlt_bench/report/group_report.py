@@ -64,14 +64,18 @@ def grouping_section(frames: dict[tuple[str, str], pd.DataFrame], group_of: Call
     if not frames:
         return blocks + [para("Skipped: no per-language rows.")]
     configs = ", ".join(config_label(*c) for c in frames)
-    blocks.append(para(f"Means over the languages of each group and every task, for each backend/dtype ({configs}); "
-                       "speedup divides the headline batching's useful tok/s by the base batching's. n counts the "
-                       "group's languages; brackets give the min–max of the per-language values behind the mean."))
+    blocks.append(para(f"Means over the languages of each group, one table per task (tasks differ in length, so "
+                       f"they are never averaged together), for each backend/dtype ({configs}); speedup divides the "
+                       "headline batching's useful tok/s by the base batching's. n counts the group's languages; "
+                       "brackets give the min–max of the per-language values behind the mean."))
+    tasks = list(dict.fromkeys(t for frame in frames.values() for t in frame["task"]))
     singles = False
-    for by, title in GROUP_TITLES.items():
-        display = group_display(frames, by, group_of)
-        singles = singles or any(cell.endswith(SINGLE_MARK) for cell in display["n"])
-        blocks.append(table(display, f"By {title}"))
+    for task in tasks:
+        of_task = {c: f[f["task"] == task] for c, f in frames.items() if (f["task"] == task).any()}
+        for by, title in GROUP_TITLES.items():
+            display = group_display(of_task, by, group_of)
+            singles = singles or any(cell.endswith(SINGLE_MARK) for cell in display["n"])
+            blocks.append(table(display, f"{task.upper()}: by {title}" if len(tasks) > 1 else f"By {title}"))
     if singles:
         blocks.append(para(f"{SINGLE_MARK} A group of one language: its figures are that language's own, not a "
                            "mean over a group, and say little about the group."))

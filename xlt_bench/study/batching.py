@@ -154,5 +154,5 @@ def _limits(intervals: tuple[int, int], doc: dict) -> list[str]:
         out.append("synthetic data reproduces per-language token lengths (the shipped mBERT WordPiece profiles), not "
                    "real text; another tokenizer's lengths would change the speedups")
     if "packed" not in batchings(doc):
-        out.append("padding-free packing did not run, so how much any batching could still gain is not measured here")
+        out.append("packed batching did not run, so execution without padding is not measured here")
     return out
